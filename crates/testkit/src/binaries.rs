@@ -11,10 +11,10 @@ use crate::TestkitError;
 /// the newest `/usr/lib/postgresql/*/bin` (Debian installs server binaries there, off PATH).
 pub fn bin_dir() -> Result<PathBuf, TestkitError> {
     let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(dir) = std::env::var_os("PGENTRA_PG_BINDIR").map(PathBuf::from) {
-        if has_server(&dir) {
-            return Ok(dir);
-        }
+    if let Some(dir) = std::env::var_os("PGENTRA_PG_BINDIR").map(PathBuf::from)
+        && has_server(&dir)
+    {
+        return Ok(dir);
     }
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
