@@ -22,6 +22,8 @@ pub struct PgClusterBuilder {
     tls: bool,
     hba_lines: Vec<String>,
     conf_lines: Vec<String>,
+    dir: Option<PathBuf>,
+    port: Option<u16>,
 }
 
 impl PgClusterBuilder {
@@ -44,6 +46,20 @@ impl PgClusterBuilder {
         self
     }
 
+    /// Keep the cluster in `dir` instead of a temporary directory: an existing cluster there is
+    /// reused (started again), a missing one is created. Dropping the handle stops the server
+    /// but keeps the files. `pgentra up` uses this for its local stack.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Listen on this TCP port instead of a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Creates and starts the cluster (about a second).
     pub fn start(self) -> Result<PgCluster, TestkitError> {
         PgCluster::create(self)
@@ -60,7 +76,23 @@ pub struct PgCluster {
     port: u16,
     ca_path: Option<PathBuf>,
     owner: Option<(u32, u32)>,
-    dir: TempDir,
+    dir: ClusterDir,
+}
+
+/// Where the cluster lives: deleted with the handle, or kept for the next run.
+#[derive(Debug)]
+enum ClusterDir {
+    Temp(TempDir),
+    Kept(PathBuf),
+}
+
+impl ClusterDir {
+    fn path(&self) -> &Path {
+        match self {
+            ClusterDir::Temp(t) => t.path(),
+            ClusterDir::Kept(p) => p,
+        }
+    }
 }
 
 impl PgCluster {
@@ -82,13 +114,22 @@ impl PgCluster {
         } else {
             None
         };
-        let dir = tempfile::Builder::new()
-            .prefix("pgentra-pg-")
-            .tempdir()
-            .map_err(TestkitError::io("create the cluster's temporary directory"))?;
+        let dir = match &opts.dir {
+            Some(path) => {
+                fs::create_dir_all(path)
+                    .map_err(TestkitError::io(format!("create {}", path.display())))?;
+                ClusterDir::Kept(path.clone())
+            }
+            None => ClusterDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("pgentra-pg-")
+                    .tempdir()
+                    .map_err(TestkitError::io("create the cluster's temporary directory"))?,
+            ),
+        };
         let data = dir.path().join("data");
         let socket_dir = dir.path().join("sock");
-        fs::create_dir(&socket_dir).map_err(TestkitError::io("create the socket directory"))?;
+        fs::create_dir_all(&socket_dir).map_err(TestkitError::io("create the socket directory"))?;
         if let Some((uid, gid)) = owner {
             for p in [dir.path(), socket_dir.as_path()] {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid))
@@ -105,14 +146,22 @@ impl PgCluster {
             owner,
             dir,
         };
-        cluster.initdb()?;
-        cluster.configure(&opts)?;
+        let reused = cluster.data.join("PG_VERSION").is_file();
+        if reused {
+            cluster.ca_path = Some(cluster.dir.path().join("ca.pem")).filter(|p| p.is_file());
+            // A server left running by a previous run that died would make `start` fail.
+            cluster.stop();
+        } else {
+            cluster.initdb()?;
+            cluster.configure(&opts)?;
+        }
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            cluster.port = free_port();
+            cluster.port = opts.port.unwrap_or_else(free_port);
             cluster.write_port()?;
             match cluster.pg_ctl_start() {
                 Ok(()) => return Ok(cluster),
+                Err(e) if opts.port.is_some() => return Err(e),
                 Err(e) => last_err = Some(e),
             }
         }
@@ -288,14 +337,25 @@ impl PgCluster {
     }
 }
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        // Immediate mode: a throwaway cluster needs no checkpoint, and tests finish faster.
+impl PgCluster {
+    fn stop(&self) {
+        // A kept cluster shuts down cleanly; a temporary one needs no checkpoint, and tests
+        // finish faster with immediate mode.
+        let mode = match self.dir {
+            ClusterDir::Kept(_) => "fast",
+            ClusterDir::Temp(_) => "immediate",
+        };
         let mut cmd = self.tool("pg_ctl");
         cmd.arg("-D")
             .arg(&self.data)
-            .args(["-m", "immediate", "-w", "stop"]);
+            .args(["-m", mode, "-w", "stop"]);
         let _ = cmd.output();
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -86,3 +86,32 @@ fn test_ca_issues_distinct_leaf_certificates() {
     assert_ne!(a.cert_pem, b.cert_pem);
     assert!(a.key_pem.contains("PRIVATE KEY"));
 }
+
+#[test]
+fn kept_cluster_keeps_its_data_across_handles() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = PgCluster::builder()
+        .dir(dir.path().join("pg"))
+        .start()
+        .unwrap();
+    first
+        .psql(
+            "postgres",
+            "create table survived(x int); insert into survived values (7)",
+        )
+        .unwrap();
+    let data = first.data_dir().to_path_buf();
+    drop(first);
+    assert!(data.exists(), "kept cluster deleted on drop");
+    let again = PgCluster::builder()
+        .dir(dir.path().join("pg"))
+        .start()
+        .unwrap();
+    assert_eq!(
+        again
+            .psql("postgres", "select x from survived")
+            .unwrap()
+            .trim(),
+        "7"
+    );
+}
