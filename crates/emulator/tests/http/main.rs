@@ -1,0 +1,9 @@
+//! Integration tests of every emulated endpoint over real sockets.
+
+mod support;
+
+mod control;
+mod discovery;
+mod entra;
+mod imds;
+mod managed_identity;
