@@ -284,7 +284,9 @@ impl DefaultCredential {
     pub fn from_env(env: &Env, options: DefaultCredentialOptions) -> Result<Self, Error> {
         let kinds = match (&options.only, env.get(vars::AZURE_TOKEN_CREDENTIALS)) {
             (Some(only), _) => only.clone(),
-            (None, Some(v)) => CredentialKind::parse_selection(v).map_err(|e| e.with_credential(Self::NAME))?,
+            (None, Some(v)) => {
+                CredentialKind::parse_selection(v).map_err(|e| e.with_credential(Self::NAME))?
+            }
             (None, None) => CredentialKind::ALL.to_vec(),
         };
         let pinned = kinds.len() == 1;
@@ -292,17 +294,20 @@ impl DefaultCredential {
         for kind in kinds {
             let built: Result<Box<dyn TokenSource>, Error> = match kind {
                 CredentialKind::Environment => {
-                    EnvironmentCredential::from_env(env, options.entra.clone()).map(|c| Box::new(c) as _)
+                    EnvironmentCredential::from_env(env, options.entra.clone())
+                        .map(|c| Box::new(c) as _)
                 }
                 CredentialKind::WorkloadIdentity => {
-                    WorkloadIdentityCredential::from_env(env, options.entra.clone()).map(|c| Box::new(c) as _)
+                    WorkloadIdentityCredential::from_env(env, options.entra.clone())
+                        .map(|c| Box::new(c) as _)
                 }
                 CredentialKind::ManagedIdentity => {
                     let id = options.managed_identity.clone().or_else(|| {
                         env.get(vars::AZURE_CLIENT_ID)
                             .map(|c| UserAssignedId::ClientId(c.to_owned()))
                     });
-                    let mut mi = ManagedIdentityOptions::default().with_http(options.entra.http.clone());
+                    let mut mi =
+                        ManagedIdentityOptions::default().with_http(options.entra.http.clone());
                     mi.user_assigned = id;
                     mi.imds_host = options.imds_host.clone();
                     ManagedIdentityCredential::from_env(env, mi).map(|c| {
@@ -347,7 +352,9 @@ impl TokenSource for DefaultCredential {
             let result = self.chain.fetch(scope).await;
             match result {
                 // A single pinned credential's own error is clearer than a one-item list.
-                Err(e) if single && e.kind() == ErrorKind::ChainExhausted && e.causes().len() == 1 => {
+                Err(e)
+                    if single && e.kind() == ErrorKind::ChainExhausted && e.causes().len() == 1 =>
+                {
                     Err(e.causes()[0].clone())
                 }
                 other => other,
@@ -363,7 +370,10 @@ mod tests {
     #[test]
     fn selection_values() {
         use CredentialKind::*;
-        assert_eq!(CredentialKind::parse_selection("dev").unwrap(), vec![AzureCli]);
+        assert_eq!(
+            CredentialKind::parse_selection("dev").unwrap(),
+            vec![AzureCli]
+        );
         assert_eq!(
             CredentialKind::parse_selection("PROD").unwrap(),
             vec![Environment, WorkloadIdentity, ManagedIdentity]
@@ -374,6 +384,9 @@ mod tests {
         );
         let e = CredentialKind::parse_selection("AzurePowerShellCredential").unwrap_err();
         assert!(e.to_string().contains("not supported"), "{e}");
-        assert_eq!(CredentialKind::parse_selection("x").unwrap_err().kind(), ErrorKind::Config);
+        assert_eq!(
+            CredentialKind::parse_selection("x").unwrap_err().kind(),
+            ErrorKind::Config
+        );
     }
 }

@@ -152,7 +152,11 @@ impl Claims {
             .or(self.preferred_username.as_deref())
             .or(self.unique_name.as_deref());
         let app = self.appid.as_deref().or(self.azp.as_deref());
-        if self.is_app() { app.or(user) } else { user.or(app) }
+        if self.is_app() {
+            app.or(user)
+        } else {
+            user.or(app)
+        }
     }
 }
 
@@ -180,7 +184,10 @@ mod tests {
         );
         let c = Claims::decode(&t).unwrap();
         assert_eq!(c.oid.as_deref(), Some("o1"));
-        assert_eq!(c.aud.as_deref(), Some("https://ossrdbms-aad.database.windows.net"));
+        assert_eq!(
+            c.aud.as_deref(),
+            Some("https://ossrdbms-aad.database.windows.net")
+        );
         assert_eq!(c.exp, Some(1_700_000_000));
         assert!(c.is_app());
         assert_eq!(c.principal_name(), Some("a1"));
@@ -188,7 +195,9 @@ mod tests {
 
     #[test]
     fn decodes_user_token_with_array_audience() {
-        let t = jwt(r#"{"aud":["x","y"],"upn":"alice@contoso.com","scp":"user_impersonation","groups":["g1"],"exp":"12"}"#);
+        let t = jwt(
+            r#"{"aud":["x","y"],"upn":"alice@contoso.com","scp":"user_impersonation","groups":["g1"],"exp":"12"}"#,
+        );
         let c = Claims::decode(&t).unwrap();
         assert_eq!(c.aud.as_deref(), Some("x"));
         assert!(!c.is_app());
@@ -199,7 +208,14 @@ mod tests {
 
     #[test]
     fn rejects_garbage_with_specific_errors() {
-        for bad in ["", "a.b", "a.b.c.d", "a.!!!.c", &jwt("[1,2]"), &"x".repeat(70_000)] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "a.!!!.c",
+            &jwt("[1,2]"),
+            &"x".repeat(70_000),
+        ] {
             let e = Claims::decode(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidToken, "{bad:.20}");
         }

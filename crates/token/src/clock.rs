@@ -119,7 +119,10 @@ mod tests {
             .await
             .expect("sleeper woke")
             .unwrap();
-        assert_eq!(clock.now(), SystemTime::UNIX_EPOCH + Duration::from_secs(10));
+        assert_eq!(
+            clock.now(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -123,9 +123,8 @@ impl AuthorityHost {
         } else {
             format!("https://{text}")
         };
-        let url = Url::parse(&with_scheme).map_err(|e| {
-            Error::config(format!("invalid authority host {text:?}: {e}"))
-        })?;
+        let url = Url::parse(&with_scheme)
+            .map_err(|e| Error::config(format!("invalid authority host {text:?}: {e}")))?;
         let host = url
             .host_str()
             .ok_or_else(|| Error::config(format!("invalid authority host {text:?}: no host")))?;
@@ -193,7 +192,9 @@ pub(crate) fn is_loopback(host: &str) -> bool {
     if h.eq_ignore_ascii_case("localhost") {
         return true;
     }
-    h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    h.parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -203,8 +204,14 @@ mod tests {
     #[test]
     fn authority_host_rules() {
         let cases = [
-            ("https://login.microsoftonline.com/", Some("https://login.microsoftonline.com")),
-            ("login.microsoftonline.us", Some("https://login.microsoftonline.us")),
+            (
+                "https://login.microsoftonline.com/",
+                Some("https://login.microsoftonline.com"),
+            ),
+            (
+                "login.microsoftonline.us",
+                Some("https://login.microsoftonline.us"),
+            ),
             ("https://localhost:8443", Some("https://localhost:8443")),
             ("http://127.0.0.1:9000/", Some("http://127.0.0.1:9000")),
             ("http://[::1]:9000", Some("http://[::1]:9000")),
@@ -224,7 +231,10 @@ mod tests {
             }
         }
         let h = AuthorityHost::parse("http://127.0.0.1:9").unwrap();
-        assert_eq!(h.token_endpoint("t1"), "http://127.0.0.1:9/t1/oauth2/v2.0/token");
+        assert_eq!(
+            h.token_endpoint("t1"),
+            "http://127.0.0.1:9/t1/oauth2/v2.0/token"
+        );
     }
 
     #[test]
@@ -241,7 +251,10 @@ mod tests {
         assert_eq!(Cloud::from_name("AzureChinaCloud"), Some(Cloud::China));
         assert_eq!(Cloud::from_name("usgov"), Some(Cloud::UsGovernment));
         assert_eq!(Cloud::from_name("mars"), None);
-        assert_eq!(scope_to_resource(OSSRDBMS_SCOPE), "https://ossrdbms-aad.database.windows.net");
+        assert_eq!(
+            scope_to_resource(OSSRDBMS_SCOPE),
+            "https://ossrdbms-aad.database.windows.net"
+        );
         assert_eq!(scope_to_resource("api://x"), "api://x");
     }
 

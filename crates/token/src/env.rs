@@ -137,6 +137,9 @@ mod tests {
         assert_eq!(env.get("B"), None);
         assert!(!env.has("C"));
         let dbg = format!("{env:?}");
-        assert!(dbg.contains("AZURE_CLIENT_SECRET") && !dbg.contains("s3cr3t"), "{dbg}");
+        assert!(
+            dbg.contains("AZURE_CLIENT_SECRET") && !dbg.contains("s3cr3t"),
+            "{dbg}"
+        );
     }
 }

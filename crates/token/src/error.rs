@@ -41,7 +41,10 @@ impl ErrorKind {
     fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::Unreachable | ErrorKind::Timeout | ErrorKind::Throttled | ErrorKind::Upstream
+            ErrorKind::Unreachable
+                | ErrorKind::Timeout
+                | ErrorKind::Throttled
+                | ErrorKind::Upstream
         )
     }
 }
@@ -116,7 +119,10 @@ impl Error {
         self.edit(|i| i.aadsts = code)
     }
 
-    pub(crate) fn with_source(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn with_source(
+        self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         self.edit(|i| i.source = Some(Box::new(source)))
     }
 
@@ -232,30 +238,38 @@ pub fn aadsts_meaning(code: u32) -> Option<&'static str> {
         700016 => {
             "no application with this client id exists in this tenant: check AZURE_CLIENT_ID and AZURE_TENANT_ID (and the cloud)"
         }
-        90002 => "the tenant does not exist: check AZURE_TENANT_ID and that you use the right cloud",
+        90002 => {
+            "the tenant does not exist: check AZURE_TENANT_ID and that you use the right cloud"
+        }
         9001023 => {
             "client credentials need a concrete tenant: set the tenant id instead of 'common' or 'consumers'"
         }
-        70011 => "the scope is invalid: for PostgreSQL use https://ossrdbms-aad.database.windows.net/.default",
+        70011 => {
+            "the scope is invalid: for PostgreSQL use https://ossrdbms-aad.database.windows.net/.default"
+        }
         500011 | 50001 => {
             "the resource (audience) is unknown in this tenant: check the scope and the cloud (public, China, US Government)"
         }
         900144 | 7000218 => "the request lacked a required parameter (client secret or assertion)",
-        700024 => {
-            "the client assertion is outside its validity window: check this machine's clock"
-        }
+        700024 => "the client assertion is outside its validity window: check this machine's clock",
         700027 => {
             "the client assertion's signature did not verify: the certificate is not registered on the app, or the key does not match it"
         }
-        700021 | 700023 => "the client assertion is invalid: check the certificate registered on the app",
+        700021 | 700023 => {
+            "the client assertion is invalid: check the certificate registered on the app"
+        }
         70021 | 700213 | 700211 | 700212 => {
             "no federated identity credential matches the presented token: compare the issuer, subject (system:serviceaccount:<namespace>:<name>) and audience (api://AzureADTokenExchange) with the federated credential"
         }
-        700222 => "the federated token is expired: the projected service-account token file is stale",
+        700222 => {
+            "the federated token is expired: the projected service-account token file is stale"
+        }
         50049 => "the authority host is unknown: check AZURE_AUTHORITY_HOST",
         53003 => "access was blocked by a Conditional Access policy",
         50126 => "invalid user name or password",
-        50076 | 50079 => "multi-factor authentication is required: sign in interactively (az login)",
+        50076 | 50079 => {
+            "multi-factor authentication is required: sign in interactively (az login)"
+        }
         65001 => "the application lacks consent for the requested resource",
         50034 => "the user does not exist in this tenant",
         50053 => "the account is locked",
@@ -271,15 +285,25 @@ mod tests {
 
     #[test]
     fn display_names_the_credential_and_lists_causes() {
-        let a = Error::unavailable("AZURE_CLIENT_ID is not set").with_credential("EnvironmentCredential");
-        let b = Error::new(ErrorKind::Unreachable, "http://127.0.0.1:1/x is unreachable")
-            .with_credential("ManagedIdentityCredential");
+        let a = Error::unavailable("AZURE_CLIENT_ID is not set")
+            .with_credential("EnvironmentCredential");
+        let b = Error::new(
+            ErrorKind::Unreachable,
+            "http://127.0.0.1:1/x is unreachable",
+        )
+        .with_credential("ManagedIdentityCredential");
         let chain = Error::new(ErrorKind::ChainExhausted, "no credential could get a token")
             .with_credential("DefaultCredential")
             .with_causes(vec![a.clone(), b]);
         let text = chain.to_string();
-        assert!(text.starts_with("DefaultCredential: no credential"), "{text}");
-        assert!(text.contains("\n  - EnvironmentCredential: AZURE_CLIENT_ID is not set"), "{text}");
+        assert!(
+            text.starts_with("DefaultCredential: no credential"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  - EnvironmentCredential: AZURE_CLIENT_ID is not set"),
+            "{text}"
+        );
         assert!(chain.is_retryable(), "unreachable cause is retryable");
         assert!(!a.is_retryable());
         assert_eq!(chain.causes().len(), 2);

@@ -117,9 +117,8 @@ impl HttpOptions {
     /// [`HttpOptions::add_root_pem`] from a file.
     pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::config(format!("cannot read CA file {}: {e}", path.display()))
-        })?;
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::config(format!("cannot read CA file {}: {e}", path.display())))?;
         self.add_root_pem(&pem)
     }
 
@@ -142,7 +141,11 @@ impl HttpOptions {
     }
 
     /// Builds a client. `direct` skips proxies (identity endpoints are local or link-local).
-    pub(crate) fn client(&self, direct: bool, connect_cap: Option<Duration>) -> Result<reqwest::Client, Error> {
+    pub(crate) fn client(
+        &self,
+        direct: bool,
+        connect_cap: Option<Duration>,
+    ) -> Result<reqwest::Client, Error> {
         let connect = match connect_cap {
             Some(cap) => self.connect_timeout.min(cap),
             None => self.connect_timeout,
@@ -162,7 +165,9 @@ impl HttpOptions {
                 .iter()
                 .map(|c| reqwest::Certificate::from_der(c.as_ref()))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Error::config(format!("invalid CA certificate: {e}")).with_source(e))?;
+                .map_err(|e| {
+                    Error::config(format!("invalid CA certificate: {e}")).with_source(e)
+                })?;
             b = b.tls_certs_merge(certs);
         }
         b.build()
@@ -193,7 +198,11 @@ pub(crate) async fn send_with_retry(
 }
 
 fn retry_after(resp: &Response) -> Option<Duration> {
-    let v = resp.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -262,7 +271,12 @@ pub(crate) fn parse_token(body: &[u8], now: SystemTime) -> Result<AccessToken, E
     let token = parsed
         .access_token
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::new(ErrorKind::InvalidResponse, "the token response has no access_token"))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidResponse,
+                "the token response has no access_token",
+            )
+        })?;
     let now_secs = time_fmt::to_epoch(now);
     // Values below 2001-01-01 are relative seconds (MSAL.NET's rule), not instants.
     let expires_on = match parsed.expires_on.as_ref().and_then(NumOrText::as_i64) {
@@ -321,14 +335,18 @@ pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
         }
         other => {
             out.error = str_of(other);
-            out.description = str_of(v.get("error_description")).or_else(|| str_of(v.get("message")));
+            out.description =
+                str_of(v.get("error_description")).or_else(|| str_of(v.get("message")));
         }
     }
     out.aadsts = v
         .get("error_codes")
         .and_then(Value::as_array)
         .and_then(|a| a.first())
-        .and_then(|c| c.as_u64().or_else(|| c.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|c| {
+            c.as_u64()
+                .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
+        })
         .and_then(|c| u32::try_from(c).ok());
     if let Some(d) = &out.description {
         if out.aadsts.is_none() {
@@ -372,7 +390,10 @@ fn excerpt(s: &str) -> String {
 pub(crate) fn entra_error(status: StatusCode, body: &ErrorBody, endpoint: &str) -> Error {
     let code = status.as_u16();
     let kind = kind_for_status(status);
-    let mut msg = format!("Microsoft Entra ID at {} answered HTTP {code}", strip_query(endpoint));
+    let mut msg = format!(
+        "Microsoft Entra ID at {} answered HTTP {code}",
+        strip_query(endpoint)
+    );
     if let Some(e) = &body.error {
         msg.push_str(&format!(" ({e})"));
     }
@@ -382,7 +403,9 @@ pub(crate) fn entra_error(status: StatusCode, body: &ErrorBody, endpoint: &str) 
     if let Some(meaning) = body.aadsts.and_then(aadsts_meaning) {
         msg.push_str(&format!(" — {meaning}"));
     }
-    Error::new(kind, msg).with_status(code).with_aadsts(body.aadsts)
+    Error::new(kind, msg)
+        .with_status(code)
+        .with_aadsts(body.aadsts)
 }
 
 pub(crate) fn kind_for_status(status: StatusCode) -> ErrorKind {
@@ -425,16 +448,26 @@ mod tests {
     fn parses_every_expiry_shape() {
         let cases: [(&str, i64); 5] = [
             (r#"{"access_token":"a","expires_in":3599}"#, 3599),
-            (r#"{"access_token":"a","expires_in":"86399","expires_on":"1700086399"}"#, 86399),
+            (
+                r#"{"access_token":"a","expires_in":"86399","expires_on":"1700086399"}"#,
+                86399,
+            ),
             (r#"{"access_token":"a","expires_on":1700000100}"#, 100),
             (r#"{"access_token":"a","expires_on":"60"}"#, 60),
-            (r#"{"access_token":"a","expires_on":"nonsense","expires_in":"10"}"#, 10),
+            (
+                r#"{"access_token":"a","expires_on":"nonsense","expires_in":"10"}"#,
+                10,
+            ),
         ];
         for (body, left) in cases {
             let t = parse_token(body.as_bytes(), now()).unwrap();
             assert_eq!(t.expires_in(now()).as_secs() as i64, left, "{body}");
         }
-        let t = parse_token(br#"{"access_token":"a","expires_in":7200,"refresh_in":3600}"#, now()).unwrap();
+        let t = parse_token(
+            br#"{"access_token":"a","expires_in":7200,"refresh_in":3600}"#,
+            now(),
+        )
+        .unwrap();
         assert_eq!(t.refresh_on(), Some(now() + Duration::from_secs(3600)));
     }
 
@@ -457,16 +490,26 @@ mod tests {
         let entra = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y","error_codes":[7000215]}"#;
         let b = parse_error_body(entra);
         assert_eq!(b.error.as_deref(), Some("invalid_client"));
-        assert_eq!(b.description.as_deref(), Some("AADSTS7000215: Invalid client secret provided."));
+        assert_eq!(
+            b.description.as_deref(),
+            Some("AADSTS7000215: Invalid client secret provided.")
+        );
         assert_eq!(b.aadsts, Some(7000215));
-        let e = entra_error(StatusCode::UNAUTHORIZED, &b, "https://login/x/oauth2/v2.0/token?q=1");
+        let e = entra_error(
+            StatusCode::UNAUTHORIZED,
+            &b,
+            "https://login/x/oauth2/v2.0/token?q=1",
+        );
         assert_eq!(e.kind(), ErrorKind::Authentication);
         assert!(e.to_string().contains("not its Secret ID"), "{e}");
         assert!(!e.to_string().contains("q=1"));
 
         let app = br#"{"statusCode":400,"message":"Unable to load the proper Managed Identity.","correlationId":"c"}"#;
         let b = parse_error_body(app);
-        assert_eq!(b.description.as_deref(), Some("Unable to load the proper Managed Identity."));
+        assert_eq!(
+            b.description.as_deref(),
+            Some("Unable to load the proper Managed Identity.")
+        );
 
         let nested = br#"{"error":{"code":"ManagedIdentityNotFound","message":"nope"}}"#;
         let b = parse_error_body(nested);
@@ -474,7 +517,10 @@ mod tests {
 
         let html = b"<html>bad gateway eyJa.b.c</html>";
         let b = parse_error_body(html);
-        assert_eq!(b.description.as_deref(), Some("<html>bad gateway <token redacted>"));
+        assert_eq!(
+            b.description.as_deref(),
+            Some("<html>bad gateway <token redacted>")
+        );
 
         let from_text = br#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
         assert_eq!(parse_error_body(from_text).aadsts, Some(90002));
@@ -488,8 +534,17 @@ mod tests {
             assert!(d <= Duration::from_millis(350), "{d:?}");
         }
         let d1 = p.delay(1, None);
-        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100), "{d1:?}");
-        assert_eq!(p.delay(1, Some(Duration::from_secs(100))), Duration::from_millis(350));
-        assert_eq!(p.delay(1, Some(Duration::from_millis(10))), Duration::from_millis(10));
+        assert!(
+            d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+            "{d1:?}"
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(100))),
+            Duration::from_millis(350)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_millis(10))),
+            Duration::from_millis(10)
+        );
     }
 }

@@ -112,7 +112,9 @@ impl AccessToken {
 
     /// Time left until expiry as seen at `now` (zero once expired).
     pub fn expires_in(&self, now: SystemTime) -> Duration {
-        self.expires_on.duration_since(now).unwrap_or(Duration::ZERO)
+        self.expires_on
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO)
     }
 
     /// True when the token is expired at `now`, or expires within `margin` of it.

@@ -100,7 +100,9 @@ where
 
 impl<F> fmt::Debug for FnSource<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FnSource").field("name", &self.name).finish()
+        f.debug_struct("FnSource")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -125,7 +127,10 @@ mod tests {
 
     #[tokio::test]
     async fn static_token_serves_until_expiry() {
-        let good = StaticToken::new(AccessToken::new("t", SystemTime::now() + Duration::from_secs(60)));
+        let good = StaticToken::new(AccessToken::new(
+            "t",
+            SystemTime::now() + Duration::from_secs(60),
+        ));
         assert_eq!(good.get_token("s").await.unwrap().secret(), "t");
         let old = StaticToken::new(AccessToken::new("t", SystemTime::UNIX_EPOCH));
         let e = old.get_token("s").await.unwrap_err();
@@ -136,7 +141,10 @@ mod tests {
     #[tokio::test]
     async fn fn_source_passes_the_scope() {
         let src = from_fn("mine", |scope: String| async move {
-            Ok(AccessToken::new(scope, SystemTime::now() + Duration::from_secs(60)))
+            Ok(AccessToken::new(
+                scope,
+                SystemTime::now() + Duration::from_secs(60),
+            ))
         });
         assert_eq!(src.name(), "mine");
         assert_eq!(src.get_token("abc").await.unwrap().secret(), "abc");

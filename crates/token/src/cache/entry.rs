@@ -141,7 +141,9 @@ impl Shared {
     }
 
     fn ensure_task(self: &Arc<Self>, entry: &Arc<Entry>, cancel: &CancellationToken) {
-        if self.opts.mode != RefreshMode::Background || entry.task_started.swap(true, Ordering::AcqRel) {
+        if self.opts.mode != RefreshMode::Background
+            || entry.task_started.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         match tokio::runtime::Handle::try_current() {
@@ -221,21 +223,31 @@ impl Shared {
                     .duration_since(c.fetched_at)
                     .map(|age| age < self.opts.min_refresh_interval)
                     .unwrap_or(true);
-                (young && !c.token.expires_within(now, self.opts.expiry_margin)).then(|| c.token.clone())
+                (young && !c.token.expires_within(now, self.opts.expiry_margin))
+                    .then(|| c.token.clone())
             })
         };
         if let Some(tok) = recent {
-            tracing::debug!(scope, "forced refresh rate-limited; returning the token fetched moments ago");
+            tracing::debug!(
+                scope,
+                "forced refresh rate-limited; returning the token fetched moments ago"
+            );
             return Ok(tok);
         }
         self.fetch_locked(&entry, &guard).await
     }
 
     /// Calls the source. The guard proves the caller holds the entry's flight lock.
-    async fn fetch_locked(&self, entry: &Entry, _flight: &MutexGuard<'_, ()>) -> Result<AccessToken, Error> {
+    async fn fetch_locked(
+        &self,
+        entry: &Entry,
+        _flight: &MutexGuard<'_, ()>,
+    ) -> Result<AccessToken, Error> {
         entry.fetches.fetch_add(1, Ordering::Relaxed);
         let name = self.source.name();
-        let outcome = tokio::time::timeout(self.opts.fetch_timeout, self.source.get_token(&entry.scope)).await;
+        let outcome =
+            tokio::time::timeout(self.opts.fetch_timeout, self.source.get_token(&entry.scope))
+                .await;
         let now = self.opts.clock.now();
         let result = match outcome {
             Ok(r) => r,
@@ -264,7 +276,10 @@ impl Shared {
         match &result {
             Ok(tok) => {
                 let refresh_at = schedule::refresh_at(now, tok, &self.opts);
-                *entry.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
+                *entry
+                    .current
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(Cached {
                     token: tok.clone(),
                     fetched_at: now,
                     refresh_at,

@@ -236,7 +236,10 @@ impl TokenCache {
         if let Some(t) = self.cached(scope) {
             return Ok(t);
         }
-        self.handle.shared.slow_path(scope, &self.handle.cancel).await
+        self.handle
+            .shared
+            .slow_path(scope, &self.handle.cancel)
+            .await
     }
 
     /// The cached token for `scope` if it can be served without any I/O right now.
@@ -255,7 +258,10 @@ impl TokenCache {
     /// Counters for `scope`, once it has been requested.
     pub fn stats(&self, scope: &str) -> Option<CacheStats> {
         let shared = &self.handle.shared;
-        let entries = shared.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let entries = shared
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         entries.get(scope).map(|e| e.stats(shared.opts.clock.now()))
     }
 
@@ -263,7 +269,10 @@ impl TokenCache {
     pub fn all_stats(&self) -> Vec<CacheStats> {
         let shared = &self.handle.shared;
         let now = shared.opts.clock.now();
-        let entries = shared.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let entries = shared
+            .entries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<CacheStats> = entries.values().map(|e| e.stats(now)).collect();
         out.sort_by(|a, b| a.scope.cmp(&b.scope));
         out

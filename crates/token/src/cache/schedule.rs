@@ -12,7 +12,11 @@ use crate::secret::AccessToken;
 /// When a token fetched at `fetched_at` should be refreshed: at half its remaining lifetime or
 /// `refresh_before_expiry` before expiry, whichever is sooner, no later than the provider's
 /// `refresh_on` hint, and no sooner than `min_refresh_interval` after the fetch.
-pub(crate) fn refresh_at(fetched_at: SystemTime, token: &AccessToken, opts: &CacheOptions) -> SystemTime {
+pub(crate) fn refresh_at(
+    fetched_at: SystemTime,
+    token: &AccessToken,
+    opts: &CacheOptions,
+) -> SystemTime {
     let remaining = token.expires_in(fetched_at);
     let half = remaining / 2;
     let before = remaining.saturating_sub(opts.refresh_before_expiry);
@@ -57,7 +61,11 @@ mod tests {
         ];
         for (lifetime, want) in cases {
             let t = AccessToken::new("x", at(1_000 + lifetime));
-            assert_eq!(refresh_at(at(1_000), &t, &opts), at(1_000 + want), "lifetime {lifetime}");
+            assert_eq!(
+                refresh_at(at(1_000), &t, &opts),
+                at(1_000 + want),
+                "lifetime {lifetime}"
+            );
         }
         let hinted = AccessToken::new("x", at(1_000 + 86_400)).with_refresh_on(at(1_000 + 3_600));
         assert_eq!(refresh_at(at(1_000), &hinted, &opts), at(1_000 + 3_600));
@@ -68,7 +76,10 @@ mod tests {
         let opts = CacheOptions::default();
         for n in 1..=30 {
             let d = backoff(n, &opts);
-            let full = opts.retry_initial.saturating_mul(1 << (n - 1).min(20)).min(opts.retry_max);
+            let full = opts
+                .retry_initial
+                .saturating_mul(1 << (n - 1).min(20))
+                .min(opts.retry_max);
             assert!(d >= full / 2 && d <= full, "failure {n}: {d:?} vs {full:?}");
         }
         assert!(backoff(30, &opts) <= opts.retry_max);

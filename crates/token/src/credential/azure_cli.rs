@@ -60,6 +60,12 @@ impl AzureCliOptions {
         self
     }
 
+    /// Sets the UTC offset used to read the old `expiresOn` field.
+    pub fn with_utc_offset_secs(mut self, offset: i32) -> Self {
+        self.utc_offset_secs = offset;
+        self
+    }
+
     /// Sets the tenant.
     pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.tenant_id = Some(tenant.into());
@@ -108,7 +114,14 @@ impl AzureCliCredential {
         validate_scope(scope)?;
         let program = &self.options.program;
         let mut cmd = tokio::process::Command::new(program);
-        cmd.args(["account", "get-access-token", "--output", "json", "--scope", scope]);
+        cmd.args([
+            "account",
+            "get-access-token",
+            "--output",
+            "json",
+            "--scope",
+            scope,
+        ]);
         if let Some(t) = &self.options.tenant_id {
             cmd.args(["--tenant", t]);
         }
@@ -177,7 +190,8 @@ impl AzureCliCredential {
                 format!("the Azure CLI's output {what}; is it older than 2.0? (`az --version`)"),
             )
         };
-        let t: CliToken = serde_json::from_slice(stdout).map_err(|_| bad("is not the expected JSON"))?;
+        let t: CliToken =
+            serde_json::from_slice(stdout).map_err(|_| bad("is not the expected JSON"))?;
         let token = t
             .access_token
             .filter(|s| !s.is_empty())
@@ -227,7 +241,11 @@ impl TokenSource for AzureCliCredential {
     }
 
     fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(async move { self.run(scope).await.map_err(|e| e.with_credential(Self::NAME)) })
+        Box::pin(async move {
+            self.run(scope)
+                .await
+                .map_err(|e| e.with_credential(Self::NAME))
+        })
     }
 }
 
@@ -236,8 +254,7 @@ mod tests {
     use super::*;
 
     fn cred(offset: i32) -> AzureCliCredential {
-        let mut o = AzureCliOptions::default();
-        o.utc_offset_secs = offset;
+        let o = AzureCliOptions::default().with_utc_offset_secs(offset);
         AzureCliCredential::from_env(&Env::new(), o).unwrap()
     }
 
@@ -261,7 +278,10 @@ mod tests {
 
     #[test]
     fn scrub_hides_tokens_and_truncates() {
-        assert_eq!(scrub("ERROR: bad\n eyJabc.def.ghi \n"), "ERROR: bad <redacted>");
+        assert_eq!(
+            scrub("ERROR: bad\n eyJabc.def.ghi \n"),
+            "ERROR: bad <redacted>"
+        );
         assert_eq!(scrub(""), "no error output");
         assert!(scrub(&"x ".repeat(1000)).ends_with('…'));
     }

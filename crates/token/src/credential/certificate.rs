@@ -33,7 +33,9 @@ pub(crate) struct Signer {
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer").field("x5t", &self.x5t).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("x5t", &self.x5t)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,7 +66,8 @@ impl Signer {
             }
         }
         .map_err(|e| Error::config(format!("the private key is not a valid RSA key: {e}")))?;
-        let sha1 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf.as_ref());
+        let sha1 =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf.as_ref());
         let b64 = base64::engine::general_purpose::STANDARD;
         Ok(Signer {
             key,
@@ -74,7 +77,12 @@ impl Signer {
     }
 
     /// An RS256 client assertion for `client_id` addressed to `audience` (the token endpoint).
-    pub(crate) fn assertion(&self, client_id: &str, audience: &str, send_chain: bool) -> Result<String, Error> {
+    pub(crate) fn assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        send_chain: bool,
+    ) -> Result<String, Error> {
         let now = time_fmt::to_epoch(SystemTime::now());
         let mut header = json!({"alg": "RS256", "typ": "JWT", "x5t": self.x5t});
         if send_chain {
@@ -97,7 +105,12 @@ impl Signer {
         );
         let mut sig = vec![0u8; self.key.public_modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut sig,
+            )
             .map_err(|_| Error::config("signing the client assertion failed"))?;
         Ok(format!("{signing_input}.{}", e.encode(sig)))
     }
@@ -150,7 +163,13 @@ impl ClientCertificateCredential {
             .authority(None)
             .map_err(|e| e.with_credential(Self::NAME))?;
         Ok(ClientCertificateCredential {
-            client: EntraClient::new(Self::NAME, &authority, tenant_id, client_id, &options.entra.http)?,
+            client: EntraClient::new(
+                Self::NAME,
+                &authority,
+                tenant_id,
+                client_id,
+                &options.entra.http,
+            )?,
             signer,
             send_chain: options.send_certificate_chain,
         })
@@ -165,11 +184,15 @@ impl ClientCertificateCredential {
     ) -> Result<Self, Error> {
         let path = path.as_ref();
         let pem = std::fs::read(path).map_err(|e| {
-            Error::config(format!("cannot read the certificate file {}: {e}", path.display()))
-                .with_credential(Self::NAME)
+            Error::config(format!(
+                "cannot read the certificate file {}: {e}",
+                path.display()
+            ))
+            .with_credential(Self::NAME)
         })?;
         Self::from_pem(tenant_id, client_id, &pem, options).map_err(|e| {
-            Error::config(format!("{}: {}", path.display(), e.message())).with_credential(Self::NAME)
+            Error::config(format!("{}: {}", path.display(), e.message()))
+                .with_credential(Self::NAME)
         })
     }
 
@@ -193,9 +216,15 @@ impl TokenSource for ClientCertificateCredential {
         Box::pin(async move {
             let assertion = self
                 .signer
-                .assertion(&self.client.client_id, &self.client.endpoint, self.send_chain)
+                .assertion(
+                    &self.client.client_id,
+                    &self.client.endpoint,
+                    self.send_chain,
+                )
                 .map_err(|e| e.with_credential(Self::NAME))?;
-            self.client.token(scope, ClientAuth::Assertion(assertion)).await
+            self.client
+                .token(scope, ClientAuth::Assertion(assertion))
+                .await
         })
     }
 }

@@ -31,7 +31,9 @@ impl ClientSecretCredential {
         if secret.is_empty() {
             return Err(Error::config("the client secret is empty").with_credential(Self::NAME));
         }
-        let authority = options.authority(None).map_err(|e| e.with_credential(Self::NAME))?;
+        let authority = options
+            .authority(None)
+            .map_err(|e| e.with_credential(Self::NAME))?;
         Ok(ClientSecretCredential {
             client: EntraClient::new(Self::NAME, &authority, tenant_id, client_id, &options.http)?,
             secret,

@@ -96,12 +96,18 @@ impl EntraClient {
             name,
             endpoint: authority.token_endpoint(tenant_id),
             client_id: client_id.trim().to_owned(),
-            http: http.client(false, None).map_err(|e| e.with_credential(name))?,
+            http: http
+                .client(false, None)
+                .map_err(|e| e.with_credential(name))?,
             retry: http.retry,
         })
     }
 
-    pub(crate) async fn token(&self, scope: &str, auth: ClientAuth<'_>) -> Result<AccessToken, Error> {
+    pub(crate) async fn token(
+        &self,
+        scope: &str,
+        auth: ClientAuth<'_>,
+    ) -> Result<AccessToken, Error> {
         validate_scope(scope).map_err(|e| e.with_credential(self.name))?;
         let mut form: Vec<(&str, &str)> = vec![
             ("grant_type", "client_credentials"),
@@ -129,11 +135,8 @@ impl EntraClient {
             .map_err(|e| e.with_credential(self.name))?;
         if status.is_success() {
             return http::parse_token(&body, SystemTime::now()).map_err(|e| {
-                Error::other(
-                    e.kind(),
-                    format!("{} from {}", e.message(), self.endpoint),
-                )
-                .with_credential(self.name)
+                Error::other(e.kind(), format!("{} from {}", e.message(), self.endpoint))
+                    .with_credential(self.name)
             });
         }
         let parsed = http::parse_error_body(&body);

@@ -61,11 +61,12 @@ impl EnvironmentCredential {
             .authority(Some(env))
             .map_err(|e| e.with_credential(Self::NAME))?;
         let options = options.with_authority_host(authority.as_str());
-        let rename = |e: Error| {
-            Error::other(e.kind(), e.message().to_owned()).with_credential(Self::NAME)
-        };
+        let rename =
+            |e: Error| Error::other(e.kind(), e.message().to_owned()).with_credential(Self::NAME);
         let inner = if let Some(secret) = secret {
-            Inner::Secret(ClientSecretCredential::new(tenant, client, secret, options).map_err(rename)?)
+            Inner::Secret(
+                ClientSecretCredential::new(tenant, client, secret, options).map_err(rename)?,
+            )
         } else {
             if env.has(vars::AZURE_CLIENT_CERTIFICATE_PASSWORD) {
                 return Err(Error::config(
@@ -80,7 +81,8 @@ impl EnvironmentCredential {
             copts.send_certificate_chain = send_chain;
             let path = cert.unwrap_or_default();
             Inner::Certificate(
-                ClientCertificateCredential::from_pem_file(tenant, client, path, copts).map_err(rename)?,
+                ClientCertificateCredential::from_pem_file(tenant, client, path, copts)
+                    .map_err(rename)?,
             )
         };
         Ok(EnvironmentCredential { inner })
@@ -127,7 +129,10 @@ mod tests {
         let e = EnvironmentCredential::from_env(&env, EntraOptions::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         let text = e.to_string();
-        assert!(text.contains("AZURE_TENANT_ID") && text.contains("AZURE_CLIENT_SECRET"), "{text}");
+        assert!(
+            text.contains("AZURE_TENANT_ID") && text.contains("AZURE_CLIENT_SECRET"),
+            "{text}"
+        );
         assert!(!text.contains("AZURE_CLIENT_ID,"), "{text}");
     }
 
@@ -140,11 +145,14 @@ mod tests {
             .clone()
             .with(vars::AZURE_CLIENT_SECRET, "s")
             .with(vars::AZURE_AUTHORITY_HOST, "http://login.example.com");
-        let e = EnvironmentCredential::from_env(&http_authority, EntraOptions::default()).unwrap_err();
+        let e =
+            EnvironmentCredential::from_env(&http_authority, EntraOptions::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains("https"), "{e}");
 
-        let no_file = base.clone().with(vars::AZURE_CLIENT_CERTIFICATE_PATH, "/nonexistent/cert.pem");
+        let no_file = base
+            .clone()
+            .with(vars::AZURE_CLIENT_CERTIFICATE_PATH, "/nonexistent/cert.pem");
         let e = EnvironmentCredential::from_env(&no_file, EntraOptions::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.to_string().contains("/nonexistent/cert.pem"), "{e}");

@@ -129,16 +129,21 @@ impl ManagedIdentityCredential {
         let endpoint = env.get(vars::IDENTITY_ENDPOINT);
         let header = env.get(vars::IDENTITY_HEADER);
         match (endpoint, header) {
-            (Some(_), Some(_)) if env.has(vars::IDENTITY_SERVER_THUMBPRINT) => unsupported("Service Fabric"),
+            (Some(_), Some(_)) if env.has(vars::IDENTITY_SERVER_THUMBPRINT) => {
+                unsupported("Service Fabric")
+            }
             (Some(endpoint), Some(header)) => Self::app_service(endpoint, header, options),
             _ if env.has(vars::MSI_ENDPOINT) => unsupported("Azure Machine Learning / Cloud Shell"),
             (Some(_), None) if env.has(vars::IMDS_ENDPOINT) => unsupported("Azure Arc"),
             _ => {
-                let host = options
-                    .imds_host
-                    .clone()
-                    .or_else(|| env.get(vars::AZURE_POD_IDENTITY_AUTHORITY_HOST).map(str::to_owned));
-                Self::imds(ManagedIdentityOptions { imds_host: host, ..options })
+                let host = options.imds_host.clone().or_else(|| {
+                    env.get(vars::AZURE_POD_IDENTITY_AUTHORITY_HOST)
+                        .map(str::to_owned)
+                });
+                Self::imds(ManagedIdentityOptions {
+                    imds_host: host,
+                    ..options
+                })
             }
         }
     }
@@ -174,8 +179,13 @@ impl ManagedIdentityCredential {
     pub fn imds(options: ManagedIdentityOptions) -> Result<Self, Error> {
         let host = options.imds_host.as_deref().unwrap_or(DEFAULT_IMDS_HOST);
         let base = parse_endpoint(host, vars::AZURE_POD_IDENTITY_AUTHORITY_HOST)?;
-        let url = Url::parse(&format!("{}{IMDS_PATH}", base.as_str().trim_end_matches('/')))
-            .map_err(|e| Error::config(format!("invalid IMDS host {host:?}: {e}")).with_credential(Self::NAME))?;
+        let url = Url::parse(&format!(
+            "{}{IMDS_PATH}",
+            base.as_str().trim_end_matches('/')
+        ))
+        .map_err(|e| {
+            Error::config(format!("invalid IMDS host {host:?}: {e}")).with_credential(Self::NAME)
+        })?;
         Ok(ManagedIdentityCredential {
             source: ManagedIdentitySource::Imds,
             url,
@@ -225,7 +235,10 @@ impl ManagedIdentityCredential {
         {
             let mut q = url.query_pairs_mut();
             let imds = self.source == ManagedIdentitySource::Imds;
-            q.append_pair("api-version", if imds { "2018-02-01" } else { "2019-08-01" });
+            q.append_pair(
+                "api-version",
+                if imds { "2018-02-01" } else { "2019-08-01" },
+            );
             q.append_pair("resource", resource);
             match &self.id {
                 Some(UserAssignedId::ClientId(v)) => {
@@ -280,7 +293,10 @@ impl ManagedIdentityCredential {
         let body = http::read_body(resp, self.url.as_str()).await?;
         if status.is_success() {
             return http::parse_token(&body, SystemTime::now()).map_err(|e| {
-                Error::other(e.kind(), format!("{} from the {} at {}", e.message(), self.label(), self.url))
+                Error::other(
+                    e.kind(),
+                    format!("{} from the {} at {}", e.message(), self.label(), self.url),
+                )
             });
         }
         Err(self.describe_failure(status, &http::parse_error_body(&body)))
@@ -318,7 +334,9 @@ impl ManagedIdentityCredential {
             404 | 410 if self.source == ManagedIdentitySource::Imds => ErrorKind::Upstream,
             _ => http::kind_for_status(status),
         };
-        Error::new(kind, msg).with_status(code).with_aadsts(body.aadsts)
+        Error::new(kind, msg)
+            .with_status(code)
+            .with_aadsts(body.aadsts)
     }
 }
 
@@ -328,8 +346,10 @@ fn parse_endpoint(text: &str, what: &str) -> Result<Url, Error> {
             .with_credential(ManagedIdentityCredential::NAME)
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::config(format!("{what} must be an http(s) URL, got {text:?}"))
-            .with_credential(ManagedIdentityCredential::NAME));
+        return Err(
+            Error::config(format!("{what} must be an http(s) URL, got {text:?}"))
+                .with_credential(ManagedIdentityCredential::NAME),
+        );
     }
     Ok(url)
 }
@@ -340,7 +360,11 @@ impl TokenSource for ManagedIdentityCredential {
     }
 
     fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>> {
-        Box::pin(async move { self.fetch(scope).await.map_err(|e| e.with_credential(Self::NAME)) })
+        Box::pin(async move {
+            self.fetch(scope)
+                .await
+                .map_err(|e| e.with_credential(Self::NAME))
+        })
     }
 }
 
@@ -362,33 +386,52 @@ mod tests {
         assert!(e.to_string().contains("Service Fabric"), "{e}");
 
         let arc = Env::new()
-            .with(vars::IDENTITY_ENDPOINT, "http://localhost:40342/metadata/identity/oauth2/token")
+            .with(
+                vars::IDENTITY_ENDPOINT,
+                "http://localhost:40342/metadata/identity/oauth2/token",
+            )
             .with(vars::IMDS_ENDPOINT, "http://localhost:40342");
         let e = ManagedIdentityCredential::from_env(&arc, Default::default()).unwrap_err();
         assert!(e.to_string().contains("Azure Arc"), "{e}");
 
         let ml = Env::new().with(vars::MSI_ENDPOINT, "http://x");
         assert_eq!(
-            ManagedIdentityCredential::from_env(&ml, Default::default()).unwrap_err().kind(),
+            ManagedIdentityCredential::from_env(&ml, Default::default())
+                .unwrap_err()
+                .kind(),
             ErrorKind::Unavailable
         );
 
         let c = ManagedIdentityCredential::from_env(&Env::new(), Default::default()).unwrap();
-        assert_eq!(c.endpoint(), "http://169.254.169.254/metadata/identity/oauth2/token");
+        assert_eq!(
+            c.endpoint(),
+            "http://169.254.169.254/metadata/identity/oauth2/token"
+        );
 
-        let pod = Env::new().with(vars::AZURE_POD_IDENTITY_AUTHORITY_HOST, "http://127.0.0.1:9/");
+        let pod = Env::new().with(
+            vars::AZURE_POD_IDENTITY_AUTHORITY_HOST,
+            "http://127.0.0.1:9/",
+        );
         let c = ManagedIdentityCredential::from_env(&pod, Default::default()).unwrap();
-        assert_eq!(c.endpoint(), "http://127.0.0.1:9/metadata/identity/oauth2/token");
+        assert_eq!(
+            c.endpoint(),
+            "http://127.0.0.1:9/metadata/identity/oauth2/token"
+        );
 
         let opt = ManagedIdentityOptions::default().with_imds_host("http://127.0.0.1:7");
         let c = ManagedIdentityCredential::from_env(&pod, opt).unwrap();
-        assert_eq!(c.endpoint(), "http://127.0.0.1:7/metadata/identity/oauth2/token");
+        assert_eq!(
+            c.endpoint(),
+            "http://127.0.0.1:7/metadata/identity/oauth2/token"
+        );
 
         let bad = Env::new()
             .with(vars::IDENTITY_ENDPOINT, "not a url")
             .with(vars::IDENTITY_HEADER, "h");
         assert_eq!(
-            ManagedIdentityCredential::from_env(&bad, Default::default()).unwrap_err().kind(),
+            ManagedIdentityCredential::from_env(&bad, Default::default())
+                .unwrap_err()
+                .kind(),
             ErrorKind::Config
         );
     }
@@ -397,16 +440,34 @@ mod tests {
     fn resource_id_parameter_differs_per_endpoint() {
         let id = UserAssignedId::ResourceId("/subscriptions/s/rg/x".into());
         let opts = ManagedIdentityOptions::default().with_user_assigned(id);
-        let app = ManagedIdentityCredential::app_service("http://127.0.0.1:1/msi/token", "h", opts.clone()).unwrap();
-        let q = app.request_url("https://r").query().unwrap().to_owned();
-        assert!(q.contains("mi_res_id=") && q.contains("api-version=2019-08-01"), "{q}");
-        let imds = ManagedIdentityCredential::imds(opts.with_imds_host("http://127.0.0.1:1")).unwrap();
-        let q = imds.request_url("https://r").query().unwrap().to_owned();
-        assert!(q.contains("msi_res_id=") && q.contains("api-version=2018-02-01"), "{q}");
-        let c = ManagedIdentityCredential::imds(
-            ManagedIdentityOptions::default().with_user_assigned(UserAssignedId::ObjectId("o".into())),
+        let app = ManagedIdentityCredential::app_service(
+            "http://127.0.0.1:1/msi/token",
+            "h",
+            opts.clone(),
         )
         .unwrap();
-        assert!(c.request_url("r").query().unwrap().ends_with("&object_id=o"));
+        let q = app.request_url("https://r").query().unwrap().to_owned();
+        assert!(
+            q.contains("mi_res_id=") && q.contains("api-version=2019-08-01"),
+            "{q}"
+        );
+        let imds =
+            ManagedIdentityCredential::imds(opts.with_imds_host("http://127.0.0.1:1")).unwrap();
+        let q = imds.request_url("https://r").query().unwrap().to_owned();
+        assert!(
+            q.contains("msi_res_id=") && q.contains("api-version=2018-02-01"),
+            "{q}"
+        );
+        let c = ManagedIdentityCredential::imds(
+            ManagedIdentityOptions::default()
+                .with_user_assigned(UserAssignedId::ObjectId("o".into())),
+        )
+        .unwrap();
+        assert!(
+            c.request_url("r")
+                .query()
+                .unwrap()
+                .ends_with("&object_id=o")
+        );
     }
 }

@@ -34,7 +34,9 @@ impl WorkloadIdentityCredential {
         token_file: impl Into<PathBuf>,
         options: EntraOptions,
     ) -> Result<Self, Error> {
-        let authority = options.authority(None).map_err(|e| e.with_credential(Self::NAME))?;
+        let authority = options
+            .authority(None)
+            .map_err(|e| e.with_credential(Self::NAME))?;
         Ok(WorkloadIdentityCredential {
             client: EntraClient::new(Self::NAME, &authority, tenant_id, client_id, &options.http)?,
             token_file: token_file.into(),
@@ -66,7 +68,8 @@ impl WorkloadIdentityCredential {
         Self::new(
             env.get(vars::AZURE_TENANT_ID).unwrap_or_default(),
             env.get(vars::AZURE_CLIENT_ID).unwrap_or_default(),
-            env.get(vars::AZURE_FEDERATED_TOKEN_FILE).unwrap_or_default(),
+            env.get(vars::AZURE_FEDERATED_TOKEN_FILE)
+                .unwrap_or_default(),
             options,
         )
     }
@@ -116,7 +119,9 @@ impl TokenSource for WorkloadIdentityCredential {
     fn get_token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<AccessToken, Error>> {
         Box::pin(async move {
             let assertion = self.read_assertion().await?;
-            self.client.token(scope, ClientAuth::Assertion(assertion)).await
+            self.client
+                .token(scope, ClientAuth::Assertion(assertion))
+                .await
         })
     }
 }
