@@ -1,0 +1,37 @@
+//! One module per subcommand; each turns typed arguments into library calls.
+
+mod completions;
+pub mod emulator;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Emulator(args) => emulator::run(&cli.global, args).await,
+        Command::Completions(args) => completions::run(args),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the signal long-running commands shut down on.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
