@@ -2,6 +2,7 @@
 
 mod support;
 
+mod assertions;
 mod control;
 mod discovery;
 mod entra;
