@@ -50,6 +50,9 @@ pub enum Command {
     /// Run the identity emulator: Entra token endpoint, OIDC discovery, JWKS, App Service and
     /// IMDS managed-identity endpoints, signing real RS256 tokens.
     Emulator(EmulatorArgs),
+    /// Print an access token (default: for Azure Database for PostgreSQL), using the default
+    /// credential chain or one credential.
+    Token(TokenArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -84,6 +87,47 @@ pub struct EmulatorArgs {
     /// The shared secret clients send as X-IDENTITY-HEADER (random when unset).
     #[arg(long, env = "PGENTRA_EMULATOR_IDENTITY_HEADER", hide_env_values = true)]
     pub identity_header: Option<String>,
+}
+
+/// Which credential `token` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialChoice {
+    /// Environment, workload identity, managed identity, Azure CLI — the first that is available.
+    Default,
+    Environment,
+    WorkloadIdentity,
+    ManagedIdentity,
+    AzureCli,
+}
+
+/// The Azure cloud whose authority and database scope to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CloudChoice {
+    Public,
+    China,
+    UsGov,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The scope to request; default: the Azure Database for PostgreSQL scope of the cloud.
+    #[arg(long, env = "PGENTRA_TOKEN_SCOPE")]
+    pub scope: Option<String>,
+    /// The credential to use.
+    #[arg(long, env = "PGENTRA_TOKEN_CREDENTIAL", value_enum, default_value_t = CredentialChoice::Default)]
+    pub credential: CredentialChoice,
+    /// Client id of a user-assigned managed identity (else AZURE_CLIENT_ID, else system-assigned).
+    #[arg(long, env = "PGENTRA_TOKEN_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Extra CA certificate (PEM) to trust for the identity endpoints, e.g. the emulator's.
+    #[arg(long, env = "PGENTRA_TOKEN_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Azure cloud.
+    #[arg(long, env = "PGENTRA_TOKEN_CLOUD", value_enum, default_value_t = CloudChoice::Public)]
+    pub cloud: CloudChoice,
+    /// Show the token's claims and expiry instead of the token (never the signature).
+    #[arg(long, env = "PGENTRA_TOKEN_DECODE")]
+    pub decode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 mod completions;
 pub mod emulator;
+mod token;
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Emulator(args) => emulator::run(&cli.global, args).await,
+        Command::Token(args) => token::run(&cli.global, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }
