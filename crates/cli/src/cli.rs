@@ -47,12 +47,20 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole system on this machine: the identity emulator, a PostgreSQL, the gateway in front
+    /// of it, a database and an Entra principal `aad_<connection>` created the way Service
+    /// Connector does. Prints the environment a Service Connector snippet needs; stays up until
+    /// Ctrl-C.
+    Up(UpArgs),
     /// Run the identity emulator: Entra token endpoint, OIDC discovery, JWKS, App Service and
     /// IMDS managed-identity endpoints, signing real RS256 tokens.
     Emulator(EmulatorArgs),
     /// Print an access token (default: for Azure Database for PostgreSQL), using the default
     /// credential chain or one credential.
     Token(TokenArgs),
+    /// Entra-token authentication in front of any PostgreSQL, like Azure Database for
+    /// PostgreSQL: serves until Ctrl-C/SIGTERM, or `init` installs the principal registry.
+    Gateway(GatewayArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -128,6 +136,153 @@ pub struct TokenArgs {
     /// Show the token's claims and expiry instead of the token (never the signature).
     #[arg(long, env = "PGENTRA_TOKEN_DECODE")]
     pub decode: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = false)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub opts: GatewayOpts,
+    #[command(subcommand)]
+    pub action: Option<GatewayAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewayAction {
+    /// Serve client connections (the default).
+    Run,
+    /// Install the `pgaadauth_*` principal registry into the upstream server, publish the
+    /// identity directory and register the configured administrators; then exit.
+    Init,
+}
+
+/// Gateway settings. The full set lives in a TOML file (`--gateway-config`, keys as in
+/// `pgentra_proxy::GatewayConfig`); these flags override the most used ones.
+#[derive(Debug, Args)]
+pub struct GatewayOpts {
+    /// Gateway configuration file (TOML).
+    #[arg(
+        long,
+        global = true,
+        env = "PGENTRA_GATEWAY_CONFIG",
+        value_name = "FILE"
+    )]
+    pub gateway_config: Option<PathBuf>,
+    /// TCP listen address (repeatable).
+    #[arg(
+        long,
+        global = true,
+        env = "PGENTRA_GATEWAY_LISTEN",
+        value_delimiter = ','
+    )]
+    pub listen: Vec<String>,
+    /// TLS certificate chain (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "PGENTRA_GATEWAY_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "PGENTRA_GATEWAY_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Entra tenant whose tokens are accepted (repeatable).
+    #[arg(
+        long,
+        global = true,
+        env = "PGENTRA_GATEWAY_TENANT",
+        value_delimiter = ','
+    )]
+    pub tenant: Vec<String>,
+    /// JWKS URL of the token issuer.
+    #[arg(long, global = true, env = "PGENTRA_GATEWAY_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Extra CA (PEM) trusted when fetching signing keys.
+    #[arg(long, global = true, env = "PGENTRA_GATEWAY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Upstream PostgreSQL over a trusted channel: a unix socket directory, or a host.
+    #[arg(long, global = true, env = "PGENTRA_GATEWAY_UPSTREAM_HOST")]
+    pub upstream_host: Option<String>,
+    /// Upstream port (also names the unix socket file).
+    #[arg(long, global = true, env = "PGENTRA_GATEWAY_UPSTREAM_PORT")]
+    pub upstream_port: Option<u16>,
+    /// HTTP address for /metrics, /startup, /readiness, /liveness.
+    #[arg(long, global = true, env = "PGENTRA_GATEWAY_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Most client connections at once.
+    #[arg(long, global = true, env = "PGENTRA_GATEWAY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+/// The kind of Entra identity an application signs in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthKind {
+    /// System-assigned managed identity.
+    System,
+    /// User-assigned managed identity.
+    User,
+    /// Service principal with a client secret.
+    Sp,
+}
+
+fn client_type(s: &str) -> Result<pgentra_postgres::ClientType, String> {
+    s.parse()
+        .map_err(|e: pgentra_postgres::SettingsError| e.to_string())
+}
+
+/// Options of the local stack (`up`, `demo`).
+#[derive(Debug, Args)]
+pub struct StackArgs {
+    /// Where the stack keeps its PostgreSQL cluster, keys and certificates across runs.
+    #[arg(long, env = "PGENTRA_UP_STATE_DIR", default_value = ".state/up")]
+    pub state_dir: PathBuf,
+    /// Delete the state directory first.
+    #[arg(long, env = "PGENTRA_UP_FRESH")]
+    pub fresh: bool,
+    /// The gateway's listen address (what applications connect to).
+    #[arg(long, env = "PGENTRA_UP_LISTEN", default_value = "127.0.0.1:5433")]
+    pub listen: SocketAddr,
+    /// The emulator's plain-http address (managed identity, IMDS).
+    #[arg(
+        long,
+        env = "PGENTRA_UP_EMULATOR_HTTP_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub emulator_http_addr: SocketAddr,
+    /// The emulator's https address (Entra authority).
+    #[arg(
+        long,
+        env = "PGENTRA_UP_EMULATOR_HTTPS_ADDR",
+        default_value = "127.0.0.1:8443"
+    )]
+    pub emulator_https_addr: SocketAddr,
+    /// The application database.
+    #[arg(long, env = "PGENTRA_UP_DATABASE", default_value = "demo")]
+    pub database: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+    /// Service Connector client type whose variables to print.
+    #[arg(long, env = "PGENTRA_UP_CLIENT_TYPE", default_value = "python", value_parser = client_type)]
+    pub client_type: pgentra_postgres::ClientType,
+    /// The identity the application signs in with.
+    #[arg(long, env = "PGENTRA_UP_AUTH", value_enum, default_value_t = AuthKind::System)]
+    pub auth: AuthKind,
+    /// Connection name; the database role is `aad_<connection>`.
+    #[arg(long, env = "PGENTRA_UP_CONNECTION", default_value = "demo")]
+    pub connection: String,
+    /// Also write the exports to this file (written last: its presence means the stack is up).
+    #[arg(long, env = "PGENTRA_UP_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod exit;
 mod output;
+mod stack;
 
 use std::process::ExitCode;
 

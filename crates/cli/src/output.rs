@@ -20,3 +20,15 @@ pub fn print_record(format: OutputFormat, rows: &[(&str, String)]) {
         }
     }
 }
+
+/// A value as a POSIX shell word, quoted only when it must be.
+pub fn shell_quote(v: &str) -> String {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', "'\\''"))
+    }
+}

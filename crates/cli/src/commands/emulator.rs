@@ -7,6 +7,7 @@ use anyhow::Context;
 use pgentra_emulator::{Config, Emulator, EnvProfile, RunningEmulator};
 
 use crate::cli::{EmulatorArgs, Global, OutputFormat};
+use crate::output::shell_quote;
 
 pub async fn run(global: &Global, args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.identities {
@@ -92,15 +93,5 @@ fn print_banner(format: OutputFormat, em: &RunningEmulator) {
                 }
             }
         }
-    }
-}
-
-fn shell_quote(v: &str) -> String {
-    if v.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c))
-    {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', "'\\''"))
     }
 }

@@ -2,7 +2,9 @@
 
 mod completions;
 pub mod emulator;
+mod gateway;
 mod token;
+mod up;
 
 use std::process::ExitCode;
 
@@ -11,6 +13,8 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Emulator(args) => emulator::run(&cli.global, args).await,
+        Command::Gateway(args) => gateway::run(&cli.global, args).await,
+        Command::Up(args) => up::run(&cli.global, args).await,
         Command::Token(args) => token::run(&cli.global, args).await,
         Command::Completions(args) => completions::run(args),
     }
