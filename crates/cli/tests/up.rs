@@ -1,0 +1,156 @@
+//! `pgentra up` as a user runs it: in the background, then psql and the seed's Python snippet
+//! connect with the exports it printed; SIGTERM stops it cleanly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The project's Python (with azure-identity and psycopg2), or None when interop is skipped.
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("PGENTRA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cache/venv/bin/python"));
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("PGENTRA_SKIP_INTEROP").as_deref() == Ok("1") {
+        return None;
+    }
+    panic!("{} missing: run scripts/setup-clients (or set PGENTRA_SKIP_INTEROP=1)", path.display());
+}
+
+struct Up {
+    child: Child,
+    env: HashMap<String, String>,
+    env_file: PathBuf,
+    _state: tempfile::TempDir,
+}
+
+impl Up {
+    fn start(extra: &[&str]) -> Up {
+        let state = tempfile::tempdir().unwrap();
+        let env_file = state.path().join("up.env");
+        let child = Command::new(cargo_bin("pgentra"))
+            .args(["up", "--state-dir"])
+            .arg(state.path().join("stack"))
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--emulator-http-addr", "127.0.0.1:0", "--emulator-https-addr", "127.0.0.1:0"])
+            .arg("--env-file")
+            .arg(&env_file)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !env_file.exists() {
+            assert!(Instant::now() < deadline, "pgentra up did not come up in 120 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let text = std::fs::read_to_string(&env_file).unwrap();
+        let env = parse_exports(&text);
+        Up { child, env, env_file, _state: state }
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").envs(&self.env);
+        cmd
+    }
+
+    fn token(&self) -> String {
+        let out = self.command(cargo_bin("pgentra")).arg("token").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn terminate(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "pgentra up exited with {status} after SIGTERM");
+        assert!(!self.env_file.exists(), "env file left behind");
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `export K=V` lines with the single-quote quoting `pgentra up` writes.
+fn parse_exports(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .map(|v| v.replace("'\\''", "'"))
+                .unwrap_or_else(|| v.to_owned());
+            (k.to_owned(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
+    let up = Up::start(&[]);
+    let conn = up.env["AZURE_POSTGRESQL_CONNECTIONSTRING"].clone();
+    assert!(conn.contains("user=aad_demo") && conn.contains("sslmode=require"), "{conn}");
+
+    let out = up
+        .command("psql")
+        .env("PGPASSWORD", up.token())
+        .args(["-X", "-A", "-t", "-c", "select current_user", &conn])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_demo");
+
+    let out = up.command("psql").env("PGPASSWORD", "not-a-token").args(["-X", "-c", "select 1", &conn]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("The access token has invalid format"));
+
+    if let Some(python) = python() {
+        let out = up
+            .command(python)
+            .arg(repo_root().join("interop/python/psycopg2_seed.py"))
+            .arg("system")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_demo");
+    }
+    up.terminate();
+}
+
+#[test]
+fn service_principal_exports_work_for_the_seed_snippet() {
+    let up = Up::start(&["--auth", "sp", "--connection", "spconn"]);
+    assert!(up.env.contains_key("AZURE_POSTGRESQL_CLIENTSECRET"));
+    if let Some(python) = python() {
+        let out = up
+            .command(python)
+            .arg(repo_root().join("interop/python/psycopg2_seed.py"))
+            .arg("sp")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_spconn");
+    }
+    up.terminate();
+}
