@@ -6,6 +6,7 @@
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use pgentra_token::{AccessToken, OSSRDBMS_SCOPE, TokenCache};
@@ -84,6 +85,7 @@ impl Options {
 pub struct EntraPool {
     pool: PgPool,
     refresher: Arc<Refresher>,
+    swaps: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
@@ -107,6 +109,11 @@ impl EntraPool {
     /// The sqlx pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// How many times the refresher has handed the pool a new token (for metrics and tests).
+    pub fn token_swaps(&self) -> u64 {
+        self.swaps.load(Ordering::Relaxed)
     }
 
     /// Whether the refresher task is still running.
@@ -146,18 +153,23 @@ pub async fn pool(
     let user = settings.user.clone();
     let first = with_token(&base, user.as_deref(), &token).ok_or(ConnectError::NoUserName)?;
     let pool = options.pool.clone().connect_lazy_with(first);
+    let swaps = Arc::new(AtomicU64::new(0));
     let task = tokio::spawn(refresh(
-        pool.clone(),
-        base,
-        user,
-        tokens,
-        options.scope.clone(),
+        Refresh {
+            pool: pool.clone(),
+            base,
+            user,
+            tokens,
+            scope: options.scope.clone(),
+            check_every: options.check_every,
+            swaps: swaps.clone(),
+        },
         token,
-        options.check_every,
     ));
     Ok(EntraPool {
         pool,
         refresher: Arc::new(Refresher(task)),
+        swaps,
     })
 }
 
@@ -173,15 +185,27 @@ fn with_token(
     Some(base.clone().username(&user).password(token.secret()))
 }
 
-async fn refresh(
+/// What the refresher task owns.
+struct Refresh {
     pool: PgPool,
     base: PgConnectOptions,
     user: Option<String>,
     tokens: TokenCache,
     scope: String,
-    mut current: AccessToken,
     check_every: Duration,
-) {
+    swaps: Arc<AtomicU64>,
+}
+
+async fn refresh(r: Refresh, mut current: AccessToken) {
+    let Refresh {
+        pool,
+        base,
+        user,
+        tokens,
+        scope,
+        check_every,
+        swaps,
+    } = r;
     let mut closed = pool.close_event();
     let margin = tokens.options().expiry_margin;
     loop {
@@ -202,6 +226,7 @@ async fn refresh(
             {
                 Some(opts) => {
                     pool.set_connect_options(opts);
+                    swaps.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(expires_in = ?t.expires_on().duration_since(SystemTime::now()).ok(), "sqlx pool now uses a refreshed token");
                     current = t;
                 }
