@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use pgentra_emulator::{Config, EndpointKind, Emulator, RunningEmulator, dev};
+use pgentra_emulator::{Config, Emulator, EndpointKind, RunningEmulator, dev};
 use pgentra_token::{
     AccessToken, ClientSecretCredential, EntraOptions, HttpOptions, ManagedIdentityCredential,
     ManagedIdentityOptions, OSSRDBMS_SCOPE, StaticToken, TokenCache, TokenSource,
@@ -30,7 +30,10 @@ fn row(name: &str, mut samples: Vec<Duration>, extra: &str) {
 }
 
 async fn hot_path() {
-    let token = AccessToken::new("x".repeat(2000), SystemTime::now() + Duration::from_secs(3600));
+    let token = AccessToken::new(
+        "x".repeat(2000),
+        SystemTime::now() + Duration::from_secs(3600),
+    );
     let cache = TokenCache::new(StaticToken::new(token));
     cache.get_token(S).await.expect("warm");
     // Timer overhead, to read the per-call numbers against.

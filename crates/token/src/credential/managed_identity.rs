@@ -101,10 +101,18 @@ pub struct ManagedIdentityCredential {
     /// In a chain, an IMDS that never answered means "not on Azure": the chain moves on.
     probe: bool,
     reached: AtomicBool,
+    /// Set after the first token: from then on the endpoint is known to be a real IMDS.
+    succeeded: AtomicBool,
 }
 
 fn imds_retry_status(s: StatusCode) -> bool {
     matches!(s.as_u16(), 404 | 408 | 410 | 429 | 500..=599)
+}
+
+/// While probing, a 404 is not retried: another cloud's metadata service (or anything else at
+/// 169.254.169.254) answers 404 for this path, and half a minute of retries would stall the chain.
+fn imds_probe_retry_status(s: StatusCode) -> bool {
+    s.as_u16() != 404 && imds_retry_status(s)
 }
 
 fn app_service_retry_status(s: StatusCode) -> bool {
@@ -172,6 +180,7 @@ impl ManagedIdentityCredential {
             retry: options.http.retry,
             probe: false,
             reached: AtomicBool::new(false),
+            succeeded: AtomicBool::new(false),
         })
     }
 
@@ -198,6 +207,7 @@ impl ManagedIdentityCredential {
             retry: options.http.imds_retry,
             probe: false,
             reached: AtomicBool::new(false),
+            succeeded: AtomicBool::new(false),
         })
     }
 
@@ -260,10 +270,15 @@ impl ManagedIdentityCredential {
     async fn fetch(&self, scope: &str) -> Result<AccessToken, Error> {
         validate_scope(scope)?;
         let url = self.request_url(scope_to_resource(scope));
-        let (retry_on, retry): (fn(StatusCode) -> bool, _) = match self.source {
-            ManagedIdentitySource::Imds => (imds_retry_status, &self.retry),
-            ManagedIdentitySource::AppService => (app_service_retry_status, &self.retry),
+        let probing = self.probe
+            && self.source == ManagedIdentitySource::Imds
+            && !self.succeeded.load(Ordering::Relaxed);
+        let retry_on: fn(StatusCode) -> bool = match self.source {
+            ManagedIdentitySource::Imds if probing => imds_probe_retry_status,
+            ManagedIdentitySource::Imds => imds_retry_status,
+            ManagedIdentitySource::AppService => app_service_retry_status,
         };
+        let retry = &self.retry;
         let sent = http::send_with_retry(retry, retry_on, || {
             let rb = self.http.get(url.clone());
             match &self.header {
@@ -276,10 +291,7 @@ impl ManagedIdentityCredential {
             Ok(r) => r,
             Err(e) => {
                 let err = http::transport_error(e, self.url.as_str());
-                if self.probe
-                    && self.source == ManagedIdentitySource::Imds
-                    && !self.reached.load(Ordering::Relaxed)
-                {
+                if probing && !self.reached.load(Ordering::Relaxed) {
                     return Err(Error::unavailable(format!(
                         "no managed identity endpoint found: {} (not running on Azure, or IMDS is blocked; set AZURE_POD_IDENTITY_AUTHORITY_HOST to use another address)",
                         err.message()
@@ -292,12 +304,20 @@ impl ManagedIdentityCredential {
         let status = resp.status();
         let body = http::read_body(resp, self.url.as_str()).await?;
         if status.is_success() {
-            return http::parse_token(&body, SystemTime::now()).map_err(|e| {
+            let token = http::parse_token(&body, SystemTime::now()).map_err(|e| {
                 Error::other(
                     e.kind(),
                     format!("{} from the {} at {}", e.message(), self.label(), self.url),
                 )
-            });
+            })?;
+            self.succeeded.store(true, Ordering::Relaxed);
+            return Ok(token);
+        }
+        if probing && status == StatusCode::NOT_FOUND {
+            return Err(Error::unavailable(format!(
+                "{} answered 404: not an Azure IMDS, or no identity is assigned to this machine yet",
+                self.url
+            )));
         }
         Err(self.describe_failure(status, &http::parse_error_body(&body)))
     }

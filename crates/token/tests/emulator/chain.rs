@@ -330,3 +330,35 @@ async fn the_first_credential_that_worked_is_remembered() {
     assert_eq!(e.credential(), Some("ManagedIdentityCredential"));
     assert_eq!(e.kind(), ErrorKind::Upstream);
 }
+
+#[tokio::test]
+async fn a_metadata_service_answering_404_is_skipped_without_retries() {
+    // What another cloud's metadata service at 169.254.169.254 looks like to the chain.
+    let emu = emulator().await;
+    emu.faults().inject(
+        EndpointKind::Imds,
+        pgentra_emulator::Fault::Status {
+            status: 404,
+            retry_after: None,
+        },
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let az = fake_az_ok(dir.path(), "a.b.c", epoch(SystemTime::now()) + 3600);
+    let env = Env::new().with(vars::AZURE_POD_IDENTITY_AUTHORITY_HOST, emu.imds_host());
+    let cred = DefaultCredential::from_env(
+        &env,
+        DefaultCredentialOptions::default()
+            .with_entra(EntraOptions::default().with_http(http(&emu)))
+            .with_cli(AzureCliOptions::default().with_program(az)),
+    )
+    .unwrap();
+    let tok = cred.get_token(OSSRDBMS_SCOPE).await.unwrap();
+    assert_eq!(tok.secret(), "a.b.c");
+    assert_eq!(cred.chain().selected(), Some("AzureCliCredential"));
+    assert_eq!(
+        count(&emu, EndpointKind::Imds),
+        1,
+        "no retries while probing"
+    );
+}
