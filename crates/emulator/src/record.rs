@@ -2,6 +2,7 @@
 //!
 //! Never stores a header, a body, a client secret, an assertion, a password or a token.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -100,7 +101,7 @@ pub(crate) fn redact_query(query: &str) -> String {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestLog {
-    entries: Arc<Mutex<Vec<RecordedRequest>>>,
+    entries: Arc<Mutex<VecDeque<RecordedRequest>>>,
 }
 
 /// The log keeps at most this many entries (oldest dropped) so a long benchmark cannot grow
@@ -111,17 +112,17 @@ impl RequestLog {
     pub(crate) fn push(&self, entry: RecordedRequest) {
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
-            entries.remove(0);
+            entries.pop_front();
         }
-        entries.push(entry);
+        entries.push_back(entry);
     }
     pub(crate) fn snapshot(&self) -> Vec<RecordedRequest> {
-        self.lock().clone()
+        self.lock().iter().cloned().collect()
     }
     pub(crate) fn clear(&self) {
         self.lock().clear();
     }
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<RecordedRequest>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<RecordedRequest>> {
         // Poison is ignored: a Vec of plain records is consistent after any panic.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -73,7 +73,7 @@ fn check_times(req: &Req, claims: &Value) -> Result<(), Reply> {
     let exp = claims.get("exp").and_then(Value::as_i64);
     let nbf = claims.get("nbf").and_then(Value::as_i64);
     let expired = exp.is_none_or(|e| req.now >= e);
-    let early = nbf.is_some_and(|n| n > req.now + NBF_SKEW_SECS);
+    let early = nbf.is_some_and(|n| n > req.now.saturating_add(NBF_SKEW_SECS));
     if expired || early {
         return Err(reply::entra(
             req,

@@ -328,7 +328,7 @@ fn success(
     times: Times,
     extra: Option<Value>,
 ) -> Reply {
-    let expires_in = (times.exp - req.now).max(0);
+    let expires_in = times.exp.saturating_sub(req.now).max(0);
     let mut body = if v2 {
         json!({
             "token_type": "Bearer",

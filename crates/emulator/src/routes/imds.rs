@@ -95,7 +95,7 @@ pub(crate) fn token(state: &State, req: &Req) -> Reply {
         return reply::imds(400, "invalid_resource", &text);
     }
     let token = managed_identity::issue(state, &app, resource, req.now);
-    let expires_in = (token.exp - req.now).max(0).to_string();
+    let expires_in = token.exp.saturating_sub(req.now).max(0).to_string();
     Reply::ok(json!({
         "access_token": token.access_token,
         "refresh_token": "",

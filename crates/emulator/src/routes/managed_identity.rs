@@ -59,7 +59,7 @@ pub(crate) fn issue(state: &State, app: &App<'_>, resource: &str, now: i64) -> M
         && c.key_generation == key_generation
         && c.clock_generation == clock_generation
         && now >= c.issued_at
-        && now - c.issued_at < window
+        && now.saturating_sub(c.issued_at) < window
         && c.token.exp > now
     {
         return c.token.clone();
@@ -195,6 +195,6 @@ pub(crate) fn app_service(state: &State, req: &Req) -> Reply {
         "token_type": "Bearer",
         "client_id": app.client_id,
         "not_before": token.not_before.to_string(),
-        "expires_in": (token.exp - req.now).max(0).to_string(),
+        "expires_in": token.exp.saturating_sub(req.now).max(0).to_string(),
     }))
 }

@@ -3,6 +3,7 @@
 mod support;
 
 mod assertions;
+mod config;
 mod control;
 mod discovery;
 mod entra;
