@@ -37,6 +37,8 @@ pub struct Global {
 pub enum OutputFormat {
     Table,
     Json,
+    /// Tab-separated values (query results; other commands print a table).
+    Tsv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -61,6 +63,15 @@ pub enum Command {
     /// Entra-token authentication in front of any PostgreSQL, like Azure Database for
     /// PostgreSQL: serves until Ctrl-C/SIGTERM, or `init` installs the principal registry.
     Gateway(GatewayArgs),
+    /// Run the seed's whole flow on a fresh local stack and narrate it: tokens for each identity
+    /// kind, connect, create a table, grant, validate, and an expired token refused.
+    Demo(DemoArgs),
+    /// Connect with an Entra token (or PGPASSWORD) and run SQL, like
+    /// `az postgres flexible-server execute`.
+    Exec(ExecArgs),
+    /// Grant a role all privileges on a schema's tables and sequences, then show the seed's
+    /// validation query.
+    Grant(GrantArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -283,6 +294,73 @@ pub struct UpArgs {
     /// Also write the exports to this file (written last: its presence means the stack is up).
     #[arg(long, env = "PGENTRA_UP_ENV_FILE")]
     pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+/// Where and as whom to connect. Without `--host`, the Service Connector variables
+/// (`AZURE_POSTGRESQL_*`) in the environment describe the connection and its identity.
+#[derive(Debug, Args)]
+pub struct ConnArgs {
+    /// Server host, or a unix socket directory.
+    #[arg(long, env = "PGENTRA_HOST")]
+    pub host: Option<String>,
+    /// Server port.
+    #[arg(long, env = "PGENTRA_PORT", default_value_t = 5432)]
+    pub port: u16,
+    /// Database.
+    #[arg(
+        short = 'd',
+        long,
+        env = "PGENTRA_DATABASE",
+        default_value = "postgres"
+    )]
+    pub database: String,
+    /// Role to log in as; default: derived from the token (upn or appid).
+    #[arg(short = 'u', long, env = "PGENTRA_USER")]
+    pub user: Option<String>,
+    /// TLS mode: disable, prefer, require, verify-ca, verify-full.
+    #[arg(long, env = "PGENTRA_SSLMODE", default_value = "require")]
+    pub sslmode: String,
+    /// Extra CA certificate (PEM) for verifying the server and the identity endpoints.
+    #[arg(long, env = "PGENTRA_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// SQL to run.
+    #[arg(
+        long,
+        env = "PGENTRA_EXEC_QUERYTEXT",
+        conflicts_with = "file",
+        required_unless_present = "file"
+    )]
+    pub querytext: Option<String>,
+    /// File of SQL to run.
+    #[arg(long, env = "PGENTRA_EXEC_FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The role to grant to, e.g. `aad_<connection name>`.
+    #[arg(long, env = "PGENTRA_GRANT_ROLE")]
+    pub role: String,
+    /// Schema whose tables and sequences are granted.
+    #[arg(long, env = "PGENTRA_GRANT_SCHEMA", default_value = "public")]
+    pub schema: String,
+    /// Also grant on tables and sequences the connected role creates later.
+    #[arg(long, env = "PGENTRA_GRANT_DEFAULT_PRIVILEGES")]
+    pub default_privileges: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod db;
 mod exit;
 mod output;
 mod stack;

@@ -2,6 +2,7 @@
 //! connect with the exports it printed; SIGTERM stops it cleanly.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,11 +10,18 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::cargo_bin;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The project's Python (with azure-identity and psycopg2), or None when interop is skipped.
@@ -27,12 +35,17 @@ fn python() -> Option<PathBuf> {
     if std::env::var("PGENTRA_SKIP_INTEROP").as_deref() == Ok("1") {
         return None;
     }
-    panic!("{} missing: run scripts/setup-clients (or set PGENTRA_SKIP_INTEROP=1)", path.display());
+    panic!(
+        "{} missing: run scripts/setup-clients (or set PGENTRA_SKIP_INTEROP=1)",
+        path.display()
+    );
 }
 
 struct Up {
     child: Child,
     env: HashMap<String, String>,
+    /// The JSON `pgentra --output json up` printed.
+    banner: serde_json::Value,
     env_file: PathBuf,
     _state: tempfile::TempDir,
 }
@@ -41,44 +54,80 @@ impl Up {
     fn start(extra: &[&str]) -> Up {
         let state = tempfile::tempdir().unwrap();
         let env_file = state.path().join("up.env");
-        let child = Command::new(cargo_bin("pgentra"))
-            .args(["up", "--state-dir"])
+        let mut child = Command::new(cargo_bin("pgentra"))
+            .args(["--output", "json", "up", "--state-dir"])
             .arg(state.path().join("stack"))
             .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--emulator-http-addr", "127.0.0.1:0", "--emulator-https-addr", "127.0.0.1:0"])
+            .args([
+                "--emulator-http-addr",
+                "127.0.0.1:0",
+                "--emulator-https-addr",
+                "127.0.0.1:0",
+            ])
             .arg("--env-file")
             .arg(&env_file)
             .args(extra)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let banner: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("banner {line:?}: {e}"));
         let deadline = Instant::now() + Duration::from_secs(120);
         while !env_file.exists() {
-            assert!(Instant::now() < deadline, "pgentra up did not come up in 120 s");
+            assert!(
+                Instant::now() < deadline,
+                "pgentra up did not come up in 120 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let text = std::fs::read_to_string(&env_file).unwrap();
         let env = parse_exports(&text);
-        Up { child, env, env_file, _state: state }
+        Up {
+            child,
+            env,
+            banner,
+            env_file,
+            _state: state,
+        }
     }
 
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").envs(&self.env);
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .envs(&self.env);
         cmd
     }
 
     fn token(&self) -> String {
-        let out = self.command(cargo_bin("pgentra")).arg("token").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .command(cargo_bin("pgentra"))
+            .arg("token")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
     fn terminate(mut self) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "pgentra up exited with {status} after SIGTERM");
+        assert!(
+            status.success(),
+            "pgentra up exited with {status} after SIGTERM"
+        );
         assert!(!self.env_file.exists(), "env file left behind");
     }
 }
@@ -110,7 +159,10 @@ fn parse_exports(text: &str) -> HashMap<String, String> {
 fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
     let up = Up::start(&[]);
     let conn = up.env["AZURE_POSTGRESQL_CONNECTIONSTRING"].clone();
-    assert!(conn.contains("user=aad_demo") && conn.contains("sslmode=require"), "{conn}");
+    assert!(
+        conn.contains("user=aad_demo") && conn.contains("sslmode=require"),
+        "{conn}"
+    );
 
     let out = up
         .command("psql")
@@ -118,10 +170,19 @@ fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
         .args(["-X", "-A", "-t", "-c", "select current_user", &conn])
         .output()
         .unwrap();
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_demo");
 
-    let out = up.command("psql").env("PGPASSWORD", "not-a-token").args(["-X", "-c", "select 1", &conn]).output().unwrap();
+    let out = up
+        .command("psql")
+        .env("PGPASSWORD", "not-a-token")
+        .args(["-X", "-c", "select 1", &conn])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("The access token has invalid format"));
 
@@ -132,7 +193,11 @@ fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
             .arg("system")
             .output()
             .unwrap();
-        assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_demo");
     }
     up.terminate();
@@ -149,8 +214,136 @@ fn service_principal_exports_work_for_the_seed_snippet() {
             .arg("sp")
             .output()
             .unwrap();
-        assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_spconn");
     }
     up.terminate();
+}
+
+#[test]
+fn exec_runs_sql_as_the_service_connector_identity_and_grant_validates() {
+    let up = Up::start(&[]);
+    let pgentra = || up.command(cargo_bin("pgentra"));
+
+    // exec: the connection and identity come from the Service Connector variables alone.
+    let out = pgentra()
+        .args([
+            "--output",
+            "json",
+            "exec",
+            "--querytext",
+            "select current_user as who, 1 + 1 as two",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "exec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows, serde_json::json!([{"who": "aad_demo", "two": "2"}]));
+
+    // The application cannot read a table the owner creates later...
+    let owner = &up.banner["owner"];
+    let owner_args = [
+        "--host".to_string(),
+        owner["host"].as_str().unwrap().to_string(),
+        "--port".into(),
+        owner["port"].to_string(),
+        "--user".into(),
+        owner["user"].as_str().unwrap().to_string(),
+        "-d".into(),
+        owner["database"].as_str().unwrap().to_string(),
+        "--sslmode".into(),
+        "disable".into(),
+    ];
+    let out = pgentra()
+        .env("PGPASSWORD", "owner-password-unused-by-trust")
+        .arg("exec").args(&owner_args)
+        .args(["--querytext", "create table items(id serial primary key, name text); insert into items(name) values ('a')"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "owner exec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pgentra()
+        .args(["exec", "--querytext", "select count(*) from items"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied for table items") && err.contains("42501"),
+        "{err}"
+    );
+
+    // ...until the owner runs the seed's GRANT step; the validation query then lists it.
+    let out = pgentra()
+        .env("PGPASSWORD", "owner-password-unused-by-trust")
+        .args(["--output", "tsv", "grant", "--role", "aad_demo"])
+        .args(&owner_args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "grant: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "table_name\nitems\n");
+    let out = pgentra()
+        .args([
+            "--output",
+            "tsv",
+            "exec",
+            "--querytext",
+            "select name from items",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "name\na\n");
+    up.terminate();
+}
+
+#[test]
+fn demo_runs_the_whole_flow_and_exits_zero() {
+    let out = Command::new(cargo_bin("pgentra"))
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--emulator-http-addr",
+            "127.0.0.1:0",
+            "--emulator-https-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "current_user = aad_demo_system",
+        "current_user = aad_demo_user",
+        "current_user = aad_demo_sp",
+        "permission denied for table todo",
+        "The access token has expired. Please acquire a new token and retry.",
+        "written by aad_demo_sp",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }

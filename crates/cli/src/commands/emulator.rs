@@ -77,7 +77,7 @@ fn print_banner(format: OutputFormat, em: &RunningEmulator) {
             });
             println!("{doc}");
         }
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Tsv => {
             println!("pgentra emulator is serving (Ctrl-C to stop)");
             println!(
                 "  http   {}  managed identity, IMDS, discovery, JWKS",

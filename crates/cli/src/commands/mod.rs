@@ -1,8 +1,11 @@
 //! One module per subcommand; each turns typed arguments into library calls.
 
 mod completions;
+mod demo;
 pub mod emulator;
+mod exec;
 mod gateway;
+mod grant;
 mod token;
 mod up;
 
@@ -15,6 +18,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulator(args) => emulator::run(&cli.global, args).await,
         Command::Gateway(args) => gateway::run(&cli.global, args).await,
         Command::Up(args) => up::run(&cli.global, args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Exec(args) => exec::run(&cli.global, args).await,
+        Command::Grant(args) => grant::run(&cli.global, args).await,
         Command::Token(args) => token::run(&cli.global, args).await,
         Command::Completions(args) => completions::run(args),
     }

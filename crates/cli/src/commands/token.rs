@@ -24,7 +24,7 @@ pub async fn run(global: &Global, args: TokenArgs) -> anyhow::Result<ExitCode> {
         print_claims(global.output, &token)?;
     } else {
         match global.output {
-            OutputFormat::Table => println!("{}", token.secret()),
+            OutputFormat::Table | OutputFormat::Tsv => println!("{}", token.secret()),
             OutputFormat::Json => println!(
                 "{}",
                 serde_json::json!({

@@ -33,10 +33,16 @@ async fn serve(global: &Global, args: &UpArgs, stack: &Stack) -> anyhow::Result<
                     "role": conn.role,
                     "client_type": args.client_type.as_str(),
                     "env": env,
+                    "owner": {
+                        "host": stack.pg.socket_dir(),
+                        "port": stack.pg.port(),
+                        "user": stack.pg.superuser(),
+                        "database": stack.database,
+                    },
                 })
             );
         }
-        OutputFormat::Table => {
+        OutputFormat::Table | OutputFormat::Tsv => {
             println!(
                 "pgentra is up: gateway {} → PostgreSQL, role {} ({:?} identity). Ctrl-C to stop.\n",
                 stack.gateway_addr, conn.role, args.auth
@@ -48,6 +54,13 @@ async fn serve(global: &Global, args: &UpArgs, stack: &Stack) -> anyhow::Result<
             for (k, v) in &exports {
                 println!("export {k}={}", shell_quote(v));
             }
+            println!(
+                "\n# The database owner (for the seed's GRANT step), over the local socket:\n# psql -h {} -p {} -U {} {}",
+                stack.pg.socket_dir().display(),
+                stack.pg.port(),
+                stack.pg.superuser(),
+                stack.database
+            );
         }
     }
     if let Some(path) = &args.env_file {
