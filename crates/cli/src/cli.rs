@@ -72,6 +72,10 @@ pub enum Command {
     /// Grant a role all privileges on a schema's tables and sequences, then show the seed's
     /// validation query.
     Grant(GrantArgs),
+    /// Service Connector's database side: create an Entra principal for an identity, grant it
+    /// a database, and emit the variables a client type reads.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -304,7 +308,7 @@ pub struct DemoArgs {
 
 /// Where and as whom to connect. Without `--host`, the Service Connector variables
 /// (`AZURE_POSTGRESQL_*`) in the environment describe the connection and its identity.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// Server host, or a unix socket directory.
     #[arg(long, env = "PGENTRA_HOST")]
@@ -361,6 +365,68 @@ pub struct GrantArgs {
     /// Also grant on tables and sequences the connected role creates later.
     #[arg(long, env = "PGENTRA_GRANT_DEFAULT_PRIVILEGES")]
     pub default_privileges: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Create the principal `aad_<name>`, grant it the database, print its variables.
+    Create(ConnectionCreateArgs),
+}
+
+/// How `connection create` prints the variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    /// `export K='v'` lines for a POSIX shell.
+    Exports,
+    /// `K=v` lines for a `.env` file.
+    Dotenv,
+    /// One JSON object.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionCreateArgs {
+    /// The administrator's connection (an Entra admin or the database owner). The principal is
+    /// created in the `postgres` database, the grants in `-d`.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Connection name; the role is `aad_<name>`.
+    #[arg(long, env = "PGENTRA_CONNECTION_NAME")]
+    pub name: String,
+    /// The identity's object (principal) id.
+    #[arg(long, env = "PGENTRA_CONNECTION_OBJECT_ID")]
+    pub object_id: String,
+    /// `service` for managed identities and service principals, `user` for a user account.
+    #[arg(
+        long,
+        env = "PGENTRA_CONNECTION_OBJECT_TYPE",
+        default_value = "service"
+    )]
+    pub object_type: String,
+    /// The kind of identity the application signs in with.
+    #[arg(long, env = "PGENTRA_CONNECTION_AUTH", value_enum, default_value_t = AuthKind::System)]
+    pub auth: AuthKind,
+    /// Client id (user-assigned identity or service principal).
+    #[arg(long, env = "PGENTRA_CONNECTION_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Tenant id (service principal).
+    #[arg(long, env = "PGENTRA_CONNECTION_TENANT_ID")]
+    pub tenant_id: Option<String>,
+    /// Client secret (service principal).
+    #[arg(long, env = "PGENTRA_CONNECTION_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// Host the application connects to (default: the administrator's host).
+    #[arg(long, env = "PGENTRA_CONNECTION_APP_HOST")]
+    pub app_host: Option<String>,
+    /// Port the application connects to (default: the administrator's port).
+    #[arg(long, env = "PGENTRA_CONNECTION_APP_PORT")]
+    pub app_port: Option<u16>,
+    /// Service Connector client type whose variables to emit.
+    #[arg(long, env = "PGENTRA_CONNECTION_CLIENT_TYPE", default_value = "none", value_parser = client_type)]
+    pub client_type: pgentra_postgres::ClientType,
+    /// Output format of the variables.
+    #[arg(long, env = "PGENTRA_CONNECTION_FORMAT", value_enum, default_value_t = EnvFormat::Exports)]
+    pub format: EnvFormat,
 }
 
 #[derive(Debug, Args)]

@@ -347,3 +347,66 @@ fn demo_runs_the_whole_flow_and_exits_zero() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn connection_create_emits_variables_that_parse_back_for_every_client_type() {
+    use pgentra_emulator::dev;
+    use pgentra_postgres::{ClientType, ConnectionSettings, Identity};
+
+    let up = Up::start(&[]);
+    let owner = &up.banner["owner"];
+    let gateway: std::net::SocketAddr = up.banner["gateway"].as_str().unwrap().parse().unwrap();
+    let run = |client_type: ClientType, format: &str| {
+        let out = up
+            .command(cargo_bin("pgentra"))
+            .env("PGPASSWORD", "owner-password-unused-by-trust")
+            .args(["connection", "create", "--name", "uami", "--auth", "user"])
+            .args(["--object-id", dev::USER_MI_OBJECT_ID, "--client-id", dev::USER_MI_CLIENT_ID])
+            .args(["--host", owner["host"].as_str().unwrap()])
+            .args(["--port", &owner["port"].to_string(), "--user", "postgres", "-d", "demo"])
+            .args(["--sslmode", "disable", "--app-host", "127.0.0.1"])
+            .args(["--app-port", &gateway.port().to_string()])
+            .args(["--client-type", client_type.as_str(), "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for client_type in ClientType::ALL {
+        let json: HashMap<String, String> =
+            serde_json::from_str(&run(client_type, "json")).unwrap();
+        let settings = ConnectionSettings::from_env_as(client_type, &json)
+            .unwrap_or_else(|e| panic!("{client_type:?}: {e}: {json:?}"));
+        assert_eq!(settings.user.as_deref(), Some("aad_uami"), "{client_type:?}");
+        assert_eq!(settings.database, "demo");
+        assert_eq!(
+            settings.identity,
+            Identity::UserAssigned { client_id: dev::USER_MI_CLIENT_ID.into() },
+            "{client_type:?}"
+        );
+        if client_type != ClientType::Go {
+            // Service Connector's Go string carries no port (spec §9.1).
+            assert_eq!(settings.port, gateway.port(), "{client_type:?}");
+        }
+    }
+    // The new role logs in through the gateway with the user-assigned identity's token.
+    let exports = parse_exports(&run(ClientType::Python, "exports"));
+    let token = {
+        let out = up
+            .command(cargo_bin("pgentra"))
+            .args(["token", "--client-id", dev::USER_MI_CLIENT_ID])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let out = up
+        .command("psql")
+        .env("PGPASSWORD", token)
+        .args(["-X", "-A", "-t", "-c", "select current_user"])
+        .arg(&exports["AZURE_POSTGRESQL_CONNECTIONSTRING"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_uami");
+    up.terminate();
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns typed arguments into library calls.
 
 mod completions;
+mod connection;
 mod demo;
 pub mod emulator;
 mod exec;
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emulator(args) => emulator::run(&cli.global, args).await,
         Command::Gateway(args) => gateway::run(&cli.global, args).await,
         Command::Up(args) => up::run(&cli.global, args).await,
+        Command::Connection(cmd) => connection::run(cmd).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Exec(args) => exec::run(&cli.global, args).await,
         Command::Grant(args) => grant::run(&cli.global, args).await,
