@@ -76,6 +76,9 @@ pub enum Command {
     /// a database, and emit the variables a client type reads.
     #[command(subcommand)]
     Connection(ConnectionCommand),
+    /// Explain why a passwordless connection fails: reads the Service Connector variables,
+    /// gets and decodes a token, connects, maps server errors to their fix, checks privileges.
+    Doctor(DoctorArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -427,6 +430,19 @@ pub struct ConnectionCreateArgs {
     /// Output format of the variables.
     #[arg(long, env = "PGENTRA_CONNECTION_FORMAT", value_enum, default_value_t = EnvFormat::Exports)]
     pub format: EnvFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check this token (a file holding it) instead of fetching one with the connection's identity.
+    #[arg(long, env = "PGENTRA_DOCTOR_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Extra CA certificate (PEM) for the identity endpoints and the server.
+    #[arg(long, env = "PGENTRA_DOCTOR_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// Schema whose table privileges are checked.
+    #[arg(long, env = "PGENTRA_DOCTOR_SCHEMA", default_value = "public")]
+    pub schema: String,
 }
 
 #[derive(Debug, Args)]

@@ -361,15 +361,31 @@ fn connection_create_emits_variables_that_parse_back_for_every_client_type() {
             .command(cargo_bin("pgentra"))
             .env("PGPASSWORD", "owner-password-unused-by-trust")
             .args(["connection", "create", "--name", "uami", "--auth", "user"])
-            .args(["--object-id", dev::USER_MI_OBJECT_ID, "--client-id", dev::USER_MI_CLIENT_ID])
+            .args([
+                "--object-id",
+                dev::USER_MI_OBJECT_ID,
+                "--client-id",
+                dev::USER_MI_CLIENT_ID,
+            ])
             .args(["--host", owner["host"].as_str().unwrap()])
-            .args(["--port", &owner["port"].to_string(), "--user", "postgres", "-d", "demo"])
+            .args([
+                "--port",
+                &owner["port"].to_string(),
+                "--user",
+                "postgres",
+                "-d",
+                "demo",
+            ])
             .args(["--sslmode", "disable", "--app-host", "127.0.0.1"])
             .args(["--app-port", &gateway.port().to_string()])
             .args(["--client-type", client_type.as_str(), "--format", format])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     for client_type in ClientType::ALL {
@@ -377,11 +393,17 @@ fn connection_create_emits_variables_that_parse_back_for_every_client_type() {
             serde_json::from_str(&run(client_type, "json")).unwrap();
         let settings = ConnectionSettings::from_env_as(client_type, &json)
             .unwrap_or_else(|e| panic!("{client_type:?}: {e}: {json:?}"));
-        assert_eq!(settings.user.as_deref(), Some("aad_uami"), "{client_type:?}");
+        assert_eq!(
+            settings.user.as_deref(),
+            Some("aad_uami"),
+            "{client_type:?}"
+        );
         assert_eq!(settings.database, "demo");
         assert_eq!(
             settings.identity,
-            Identity::UserAssigned { client_id: dev::USER_MI_CLIENT_ID.into() },
+            Identity::UserAssigned {
+                client_id: dev::USER_MI_CLIENT_ID.into()
+            },
             "{client_type:?}"
         );
         if client_type != ClientType::Go {
@@ -406,7 +428,93 @@ fn connection_create_emits_variables_that_parse_back_for_every_client_type() {
         .arg(&exports["AZURE_POSTGRESQL_CONNECTIONSTRING"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_uami");
+    up.terminate();
+}
+
+/// Signs tokens with the running stack's own key: an in-process emulator on the same state
+/// directory loads the same signing key, so the gateway judges claims, not signatures.
+fn same_key_emulator(up: &Up) -> (tokio::runtime::Runtime, pgentra_emulator::RunningEmulator) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = up._state.path().join("stack/emulator");
+    let em = rt.block_on(pgentra_emulator::Emulator::builder().state_dir(dir).start()).unwrap();
+    (rt, em)
+}
+
+fn doctor(up: &Up, token_file: Option<&Path>) -> (i32, serde_json::Value) {
+    let mut cmd = up.command(cargo_bin("pgentra"));
+    cmd.args(["--output", "json", "doctor"]);
+    if let Some(f) = token_file {
+        cmd.arg("--token-file").arg(f);
+    }
+    let out = cmd.output().unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), report)
+}
+
+fn failed(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| (c["check"].as_str().unwrap().to_owned(), format!("{} — {}", c["detail"], c["fix"])))
+        .collect()
+}
+
+#[test]
+fn doctor_passes_a_healthy_setup_and_names_the_cause_of_broken_ones() {
+    use pgentra_emulator::{Principal, dev};
+    let up = Up::start(&[]);
+    let (code, report) = doctor(&up, None);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), 7, "{report}");
+
+    let (_rt, em) = same_key_emulator(&up);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Expired token.
+    em.clock().set_offset(-2 * 24 * 3600);
+    let expired = em.mint_for(Principal::SystemMi, dev::OSSRDBMS_RESOURCE, Duration::from_secs(3600));
+    em.clock().set_offset(0);
+    let file = dir.path().join("expired");
+    std::fs::write(&file, expired).unwrap();
+    let (code, report) = doctor(&up, Some(&file));
+    assert_eq!(code, 1);
+    let failures = failed(&report);
+    assert_eq!(failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["expiry", "connect"], "{report}");
+    assert!(failures[1].1.contains("The access token has expired"), "{failures:?}");
+
+    // Wrong audience.
+    let wrong = em.mint_for(Principal::SystemMi, "https://management.azure.com", Duration::from_secs(3600));
+    std::fs::write(&file, wrong).unwrap();
+    let (code, report) = doctor(&up, Some(&file));
+    assert_eq!(code, 1);
+    let failures = failed(&report);
+    assert_eq!(failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["audience", "connect"], "{report}");
+    assert!(failures[1].1.contains("does not have a valid audience claim"), "{failures:?}");
+    assert!(failures[1].1.contains("request the scope https://ossrdbms-aad.database.windows.net/.default"));
+
+    // Missing grant: the owner creates a table after the connection was made.
+    let owner = &up.banner["owner"];
+    let out = up
+        .command("psql")
+        .args(["-X", "-h", owner["host"].as_str().unwrap(), "-p", &owner["port"].to_string()])
+        .args(["-U", "postgres", "-d", "demo", "-c", "create table secrets(x int)"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, report) = doctor(&up, None);
+    assert_eq!(code, 1);
+    let failures = failed(&report);
+    assert_eq!(failures.len(), 1, "{report}");
+    assert_eq!(failures[0].0, "privileges");
+    assert!(failures[0].1.contains("secrets") && failures[0].1.contains("pgentra grant --role aad_demo"), "{failures:?}");
     up.terminate();
 }

@@ -3,6 +3,7 @@
 mod completions;
 mod connection;
 mod demo;
+mod doctor;
 pub mod emulator;
 mod exec;
 mod gateway;
@@ -20,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(&cli.global, args).await,
         Command::Up(args) => up::run(&cli.global, args).await,
         Command::Connection(cmd) => connection::run(cmd).await,
+        Command::Doctor(args) => doctor::run(&cli.global, args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Exec(args) => exec::run(&cli.global, args).await,
         Command::Grant(args) => grant::run(&cli.global, args).await,
