@@ -74,3 +74,53 @@ async fn liveness(State(s): State<AppState>) -> impl IntoResponse {
     // a restart would fix.
     probe(s.health.started.load(Ordering::Acquire), "starting")
 }
+
+/// What a proxy mode reports through [`router_with`]: its metrics text and whether it is ready.
+/// Lets the sidecar reuse these routes with its own metrics and readiness rule.
+pub trait AdminSource: Send + Sync + 'static {
+    /// Prometheus exposition text.
+    fn metrics_text(&self) -> String;
+    /// `Err(reason)` while not ready (asked only when not draining). Must not do I/O.
+    fn readiness(&self) -> Result<(), String>;
+}
+
+#[derive(Clone)]
+struct SourceState {
+    health: Arc<HealthState>,
+    source: Arc<dyn AdminSource>,
+}
+
+/// The admin router over any [`AdminSource`]: `/metrics`, `/startup`, `/readiness`, `/liveness`
+/// with the same semantics as [`router`].
+pub fn router_with(health: Arc<HealthState>, source: Arc<dyn AdminSource>) -> Router {
+    Router::new()
+        .route("/metrics", get(source_metrics))
+        .route("/startup", get(source_startup))
+        .route("/readiness", get(source_readiness))
+        .route("/liveness", get(source_startup))
+        .with_state(SourceState { health, source })
+}
+
+async fn source_metrics(State(s): State<SourceState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        s.source.metrics_text(),
+    )
+}
+
+async fn source_startup(State(s): State<SourceState>) -> impl IntoResponse {
+    probe(s.health.started.load(Ordering::Acquire), "starting")
+}
+
+async fn source_readiness(State(s): State<SourceState>) -> impl IntoResponse {
+    if s.health.draining.load(Ordering::Acquire) {
+        return probe(false, "draining");
+    }
+    if !s.health.started.load(Ordering::Acquire) {
+        return probe(false, "starting");
+    }
+    match s.source.readiness() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+    }
+}

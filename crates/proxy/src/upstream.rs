@@ -162,6 +162,38 @@ async fn connect_inner(
     auth: UpstreamAuth<'_>,
 ) -> Result<Established, UpstreamError> {
     let mut stream = UpstreamStream::connect(endpoint).await?;
+    let LoggedIn {
+        preamble,
+        backend_key,
+        leftover,
+    } = login(&mut stream, params, auth).await?;
+    Ok(Established {
+        stream,
+        preamble,
+        backend_key,
+        leftover,
+    })
+}
+
+/// What [`login`] collected after `AuthenticationOk`.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// Messages up to and including `ReadyForQuery`, in order.
+    pub preamble: Vec<Frame>,
+    /// The upstream's `BackendKeyData`, if it sent one.
+    pub backend_key: Option<(i32, Bytes)>,
+    /// Bytes read past `ReadyForQuery` (normally none); they belong to the client.
+    pub leftover: BytesMut,
+}
+
+/// Logs in on a stream that is already connected (and, for the sidecar, already TLS-wrapped):
+/// sends the startup message, answers the authentication request, and reads up to
+/// `ReadyForQuery`. [`connect`] is this on a fresh TCP or unix socket.
+pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    params: &[(String, String)],
+    auth: UpstreamAuth<'_>,
+) -> Result<LoggedIn, UpstreamError> {
     let mut out = BytesMut::new();
     encode::startup(
         &mut out,
@@ -182,7 +214,7 @@ async fn connect_inner(
     let mut scram: Option<ScramSha256> = None;
     // Authentication exchange.
     loop {
-        let frame = read_frame(&mut stream, &mut buf).await?;
+        let frame = read_frame(stream, &mut buf).await?;
         match frame.tag {
             b'R' => {}
             b'E' => return Err(server_error(&frame)),
@@ -253,7 +285,7 @@ async fn connect_inner(
     let mut preamble = Vec::new();
     let mut backend_key = None;
     loop {
-        let frame = read_frame(&mut stream, &mut buf).await?;
+        let frame = read_frame(stream, &mut buf).await?;
         match frame.tag {
             b'E' => return Err(server_error(&frame)),
             b'K' => {
@@ -267,8 +299,7 @@ async fn connect_inner(
             _ => preamble.push(frame),
         }
     }
-    Ok(Established {
-        stream,
+    Ok(LoggedIn {
         preamble,
         backend_key,
         // PostgreSQL can pipeline nothing after ReadyForQuery until the client speaks, but
@@ -284,8 +315,8 @@ fn server_error(frame: &Frame) -> UpstreamError {
     }
 }
 
-async fn read_frame(
-    stream: &mut UpstreamStream,
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
 ) -> Result<Frame, UpstreamError> {
     loop {
