@@ -55,6 +55,9 @@ pub enum SessionError {
     /// The upstream server could not be reached or refused the session.
     #[error("upstream: {0}")]
     Upstream(#[from] UpstreamError),
+    /// `max_connections` sessions are already open.
+    #[error("too many connections")]
+    TooManyConnections,
     /// The gateway is shutting down.
     #[error("shutting down")]
     Shutdown,
@@ -101,6 +104,10 @@ impl SessionError {
             ),
             Rejected { fields, .. } => fields.clone(),
             Upstream(e) => e.to_client(),
+            TooManyConnections => ErrorFields::fatal(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ),
             Shutdown => ErrorFields::fatal(
                 sqlstate::CANNOT_CONNECT_NOW,
                 "the database system is shutting down",
@@ -121,6 +128,7 @@ impl SessionError {
             NoUser => "no_user",
             Rejected { reason, .. } => reason,
             Upstream(e) => e.reason(),
+            TooManyConnections => "too_many_connections",
             Shutdown => "shutdown",
         }
     }

@@ -354,17 +354,13 @@ async fn accept_loop(
         core.metrics
             .connections_total
             .fetch_add(1, Ordering::Relaxed);
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tracker.spawn(session::run(core.clone(), io, peer, permit));
-            }
-            Err(_) => {
-                core.metrics
-                    .connections_refused_total
-                    .fetch_add(1, Ordering::Relaxed);
-                tracker.spawn(session::refuse_too_many(io));
-            }
+        let permit = permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            core.metrics
+                .connections_refused_total
+                .fetch_add(1, Ordering::Relaxed);
         }
+        tracker.spawn(session::run(core.clone(), io, peer, permit));
     }
 }
 

@@ -7,9 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use pgentra_wire::backend::{self, ErrorFields};
-use pgentra_wire::sqlstate;
-use tokio::io::AsyncWriteExt;
+use pgentra_wire::backend;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
@@ -34,8 +32,16 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
-/// Serves one connection; never panics on client input and always releases its permit.
-pub(super) async fn run(core: Arc<Core>, io: BoxedIo, peer: Peer, _permit: OwnedSemaphorePermit) {
+/// Serves one connection; never panics on client input and always releases its permit. Without
+/// a permit (`max_connections` reached) the connection still gets its TLS handshake and cancel
+/// requests are still routed, but a session start is refused with SQLSTATE 53300, as
+/// PostgreSQL does.
+pub(super) async fn run(
+    core: Arc<Core>,
+    io: BoxedIo,
+    peer: Peer,
+    permit: Option<OwnedSemaphorePermit>,
+) {
     let span = tracing::info_span!("session", id = %session_id(), peer = %peer.host());
     async move {
         core.metrics
@@ -43,7 +49,7 @@ pub(super) async fn run(core: Arc<Core>, io: BoxedIo, peer: Peer, _permit: Owned
             .fetch_add(1, Ordering::Relaxed);
         let _active = ActiveGuard(&core.metrics);
         let result = tokio::select! {
-            r = serve(&core, io, peer) => r,
+            r = serve(&core, io, peer, permit.is_some()) => r,
             _ = core.sessions_stop.cancelled() => Err(SessionError::Shutdown),
         };
         match result {
@@ -62,24 +68,7 @@ pub(super) async fn run(core: Arc<Core>, io: BoxedIo, peer: Peer, _permit: Owned
     .await
 }
 
-/// Answers a connection beyond `max_connections` the way PostgreSQL does.
-pub(super) async fn refuse_too_many(mut io: BoxedIo) {
-    let mut out = BytesMut::new();
-    backend::error_response(
-        &mut out,
-        &ErrorFields::fatal(
-            sqlstate::TOO_MANY_CONNECTIONS,
-            "sorry, too many clients already",
-        ),
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = io.write_all(&out).await;
-        let _ = io.shutdown().await;
-    })
-    .await;
-}
-
-async fn serve(core: &Core, io: BoxedIo, peer: Peer) -> Result<(), SessionError> {
+async fn serve(core: &Core, io: BoxedIo, peer: Peer, admitted: bool) -> Result<(), SessionError> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(core.config.startup_timeout_ms);
     let handshake = tokio::time::timeout_at(deadline, startup::handshake(io, peer, &core.policy))
@@ -106,6 +95,14 @@ async fn serve(core: &Core, io: BoxedIo, peer: Peer) -> Result<(), SessionError>
         }
         Handshake::Startup { conn, startup } => (conn, startup),
     };
+    if !admitted {
+        let mut conn = conn;
+        let err = SessionError::TooManyConnections;
+        if let Some(f) = err.to_client() {
+            conn.send_error(&f).await;
+        }
+        return Err(err);
+    }
     let role = startup.user().unwrap_or_default().to_owned();
     let database = startup.database().unwrap_or_default().to_owned();
     tracing::Span::current().record("user", role.as_str());
