@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod health;
 pub mod listener;
 pub mod metrics;
+pub mod sidecar;
 pub mod splice;
 pub mod startup;
 pub mod stream;
@@ -25,3 +26,6 @@ pub use config::{
 pub use error::{GatewayError, SessionError, UpstreamError};
 pub use gateway::registry::{REGISTRY_SQL, install_registry};
 pub use gateway::{BoundGateway, GatewayHandle, InitReport, init, run};
+pub use sidecar::{
+    BoundSidecar, InstanceConfig, ServeReport, SidecarConfig, SidecarError, SidecarHandle,
+};
