@@ -442,7 +442,9 @@ fn connection_create_emits_variables_that_parse_back_for_every_client_type() {
 fn same_key_emulator(up: &Up) -> (tokio::runtime::Runtime, pgentra_emulator::RunningEmulator) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = up._state.path().join("stack/emulator");
-    let em = rt.block_on(pgentra_emulator::Emulator::builder().state_dir(dir).start()).unwrap();
+    let em = rt
+        .block_on(pgentra_emulator::Emulator::builder().state_dir(dir).start())
+        .unwrap();
     (rt, em)
 }
 
@@ -464,7 +466,12 @@ fn failed(report: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|c| c["ok"] == false)
-        .map(|c| (c["check"].as_str().unwrap().to_owned(), format!("{} — {}", c["detail"], c["fix"])))
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_owned(),
+                format!("{} — {}", c["detail"], c["fix"]),
+            )
+        })
         .collect()
 }
 
@@ -481,40 +488,89 @@ fn doctor_passes_a_healthy_setup_and_names_the_cause_of_broken_ones() {
 
     // Expired token.
     em.clock().set_offset(-2 * 24 * 3600);
-    let expired = em.mint_for(Principal::SystemMi, dev::OSSRDBMS_RESOURCE, Duration::from_secs(3600));
+    let expired = em.mint_for(
+        Principal::SystemMi,
+        dev::OSSRDBMS_RESOURCE,
+        Duration::from_secs(3600),
+    );
     em.clock().set_offset(0);
     let file = dir.path().join("expired");
     std::fs::write(&file, expired).unwrap();
     let (code, report) = doctor(&up, Some(&file));
     assert_eq!(code, 1);
     let failures = failed(&report);
-    assert_eq!(failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["expiry", "connect"], "{report}");
-    assert!(failures[1].1.contains("The access token has expired"), "{failures:?}");
+    assert_eq!(
+        failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        ["expiry", "connect"],
+        "{report}"
+    );
+    assert!(
+        failures[1].1.contains("The access token has expired"),
+        "{failures:?}"
+    );
 
     // Wrong audience.
-    let wrong = em.mint_for(Principal::SystemMi, "https://management.azure.com", Duration::from_secs(3600));
+    let wrong = em.mint_for(
+        Principal::SystemMi,
+        "https://management.azure.com",
+        Duration::from_secs(3600),
+    );
     std::fs::write(&file, wrong).unwrap();
     let (code, report) = doctor(&up, Some(&file));
     assert_eq!(code, 1);
     let failures = failed(&report);
-    assert_eq!(failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["audience", "connect"], "{report}");
-    assert!(failures[1].1.contains("does not have a valid audience claim"), "{failures:?}");
-    assert!(failures[1].1.contains("request the scope https://ossrdbms-aad.database.windows.net/.default"));
+    assert_eq!(
+        failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+        ["audience", "connect"],
+        "{report}"
+    );
+    assert!(
+        failures[1]
+            .1
+            .contains("does not have a valid audience claim"),
+        "{failures:?}"
+    );
+    assert!(
+        failures[1]
+            .1
+            .contains("request the scope https://ossrdbms-aad.database.windows.net/.default")
+    );
 
     // Missing grant: the owner creates a table after the connection was made.
     let owner = &up.banner["owner"];
     let out = up
         .command("psql")
-        .args(["-X", "-h", owner["host"].as_str().unwrap(), "-p", &owner["port"].to_string()])
-        .args(["-U", "postgres", "-d", "demo", "-c", "create table secrets(x int)"])
+        .args([
+            "-X",
+            "-h",
+            owner["host"].as_str().unwrap(),
+            "-p",
+            &owner["port"].to_string(),
+        ])
+        .args([
+            "-U",
+            "postgres",
+            "-d",
+            "demo",
+            "-c",
+            "create table secrets(x int)",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (code, report) = doctor(&up, None);
     assert_eq!(code, 1);
     let failures = failed(&report);
     assert_eq!(failures.len(), 1, "{report}");
     assert_eq!(failures[0].0, "privileges");
-    assert!(failures[0].1.contains("secrets") && failures[0].1.contains("pgentra grant --role aad_demo"), "{failures:?}");
+    assert!(
+        failures[0].1.contains("secrets")
+            && failures[0].1.contains("pgentra grant --role aad_demo"),
+        "{failures:?}"
+    );
     up.terminate();
 }
