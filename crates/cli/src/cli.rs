@@ -79,6 +79,9 @@ pub enum Command {
     /// Explain why a passwordless connection fails: reads the Service Connector variables,
     /// gets and decodes a token, connects, maps server errors to their fix, checks privileges.
     Doctor(DoctorArgs),
+    /// Local sidecar: applications connect with no password; the proxy logs in upstream with a
+    /// fresh Entra token. `proxy wait` blocks until a running proxy has started.
+    Proxy(ProxyArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -443,6 +446,101 @@ pub struct DoctorArgs {
     /// Schema whose table privileges are checked.
     #[arg(long, env = "PGENTRA_DOCTOR_SCHEMA", default_value = "public")]
     pub schema: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub opts: ProxyOpts,
+    #[command(subcommand)]
+    pub action: Option<ProxyAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyAction {
+    /// Serve (the default).
+    Run,
+    /// Wait until the proxy whose admin endpoint is `--admin-listen` reports started; for
+    /// container start order.
+    Wait {
+        /// How long to wait.
+        #[arg(long, env = "PGENTRA_PROXY_WAIT_MAX", default_value = "30s", value_parser = duration)]
+        max: std::time::Duration,
+    },
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
+    Ok(match unit {
+        "" | "s" => std::time::Duration::from_secs(n),
+        "ms" => std::time::Duration::from_millis(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        _ => return Err(format!("{s:?} is not a duration like 30s, 500ms or 2m")),
+    })
+}
+
+/// Sidecar settings. The full set (including `[[instance]]` tables for several upstream
+/// servers) lives in a TOML file whose keys are these flags' names; flags override it.
+#[derive(Debug, Args)]
+pub struct ProxyOpts {
+    /// Proxy configuration file (TOML).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_CONFIG", value_name = "FILE")]
+    pub proxy_config: Option<PathBuf>,
+    /// Listen address for applications (loopback unless --allow-non-loopback).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_LISTEN")]
+    pub listen: Option<String>,
+    /// Also listen on `<dir>/.s.PGSQL.<port>`.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_UNIX_SOCKET_DIR")]
+    pub unix_socket_dir: Option<PathBuf>,
+    /// Allow a non-loopback listen address (anyone reaching it logs in as this identity).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_ALLOW_NON_LOOPBACK")]
+    pub allow_non_loopback: bool,
+    /// Upstream server (Azure Database for PostgreSQL, or a pgentra gateway).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_HOST")]
+    pub host: Option<String>,
+    /// Upstream port.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_PORT")]
+    pub port: Option<u16>,
+    /// Upstream database (default: the one the application asks for).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_DATABASE")]
+    pub database: Option<String>,
+    /// Entra role to log in as (default: the application's user; `*`: from the token).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_USER")]
+    pub user: Option<String>,
+    /// TLS to the upstream: disable, require, verify-ca, verify-full.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_SSLMODE")]
+    pub sslmode: Option<String>,
+    /// Extra CA (PEM) for the upstream server.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Refresh tokens on demand instead of in the background (CPU-throttled hosts).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_LAZY_REFRESH")]
+    pub lazy_refresh: bool,
+    /// Most application connections at once (0: no limit).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// After SIGTERM, keep accepting connections this long (e.g. 10s).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_MIN_SIGTERM_DELAY")]
+    pub min_sigterm_delay: Option<String>,
+    /// After SIGTERM, cut sessions still open at this point (e.g. 30s).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_MAX_SIGTERM_DELAY")]
+    pub max_sigterm_delay: Option<String>,
+    /// HTTP address for /metrics, /startup, /readiness, /liveness.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Log in to every instance once at start-up; exit if one fails.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_RUN_CONNECTION_TEST")]
+    pub run_connection_test: bool,
+    /// Client id of a user-assigned managed identity (else AZURE_CLIENT_ID, else system-assigned).
+    #[arg(long, global = true, env = "PGENTRA_PROXY_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Extra CA (PEM) trusted for the identity endpoints.
+    #[arg(long, global = true, env = "PGENTRA_PROXY_IDENTITY_CA_FILE")]
+    pub identity_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

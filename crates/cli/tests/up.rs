@@ -574,3 +574,75 @@ fn doctor_passes_a_healthy_setup_and_names_the_cause_of_broken_ones() {
     );
     up.terminate();
 }
+
+#[test]
+fn proxy_lets_psql_in_without_a_password() {
+    let up = Up::start(&[]);
+    let gateway: std::net::SocketAddr = up.banner["gateway"].as_str().unwrap().parse().unwrap();
+    let (port, admin) = (free_port(), format!("127.0.0.1:{}", free_port()));
+    let mut proxy = up
+        .command(cargo_bin("pgentra"))
+        .args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--host", "127.0.0.1", "--port", &gateway.port().to_string()])
+        .args([
+            "--sslmode",
+            "verify-full",
+            "--ca-file",
+            &up.env["PGSSLROOTCERT"],
+        ])
+        .args(["--admin-listen", &admin])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = up
+        .command(cargo_bin("pgentra"))
+        .args(["proxy", "wait", "--admin-listen", &admin, "--max", "60s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "proxy wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = up
+        .command("psql")
+        .args(["-X", "-A", "-t", "-c", "select current_user"])
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=aad_demo dbname=demo sslmode=disable"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_demo");
+
+    Command::new("kill")
+        .args(["-TERM", &proxy.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        proxy.wait().unwrap().success(),
+        "proxy did not exit cleanly on SIGTERM"
+    );
+    up.terminate();
+}
+
+#[test]
+fn proxy_config_file_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nsslmod = \"require\"\n").unwrap();
+    let out = Command::new(cargo_bin("pgentra"))
+        .arg("proxy")
+        .arg("--proxy-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sslmod"), "{err}");
+}

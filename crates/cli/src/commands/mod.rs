@@ -8,6 +8,7 @@ pub mod emulator;
 mod exec;
 mod gateway;
 mod grant;
+mod proxy;
 mod token;
 mod up;
 
@@ -25,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Exec(args) => exec::run(&cli.global, args).await,
         Command::Grant(args) => grant::run(&cli.global, args).await,
+        Command::Proxy(args) => proxy::run(args).await,
         Command::Token(args) => token::run(&cli.global, args).await,
         Command::Completions(args) => completions::run(args),
     }
