@@ -26,6 +26,8 @@ fn env_number(name: &str, default: u64) -> u64 {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
     ManagedIdentity,
+    /// The managed-identity endpoint with its token cache on: no signing, HTTP cost only.
+    ManagedIdentityCached,
     ClientSecret,
 }
 
@@ -38,6 +40,7 @@ enum Load {
 fn describe(endpoint: Endpoint, load: Load) -> String {
     let e = match endpoint {
         Endpoint::ManagedIdentity => "App Service MI, cache off (HTTP)",
+        Endpoint::ManagedIdentityCached => "App Service MI, cached token (HTTP)",
         Endpoint::ClientSecret => "v2 client_secret (HTTPS)",
     };
     let l = match load {
@@ -62,7 +65,7 @@ fn form_body() -> String {
 /// The exact request bytes the minimal client repeats.
 fn raw_request(emu: &RunningEmulator, endpoint: Endpoint) -> Vec<u8> {
     match endpoint {
-        Endpoint::ManagedIdentity => format!(
+        Endpoint::ManagedIdentity | Endpoint::ManagedIdentityCached => format!(
             "GET /msi/token?api-version=2019-08-01&resource={} HTTP/1.1\r\nHost: {}\r\nX-IDENTITY-HEADER: {}\r\n\r\n",
             dev::OSSRDBMS_RESOURCE,
             emu.http_addr(),
@@ -130,7 +133,7 @@ async fn raw_worker(
         s
     };
     match endpoint {
-        Endpoint::ManagedIdentity => {
+        Endpoint::ManagedIdentity | Endpoint::ManagedIdentityCached => {
             let mut stream = tcp(emu.http_addr()).await;
             while Instant::now() < deadline {
                 counters.count(raw_round_trip(&mut stream, &request, &mut buf).await);
@@ -181,7 +184,7 @@ async fn reqwest_worker(
     let body = form_body();
     while Instant::now() < deadline {
         let request = match endpoint {
-            Endpoint::ManagedIdentity => client
+            Endpoint::ManagedIdentity | Endpoint::ManagedIdentityCached => client
                 .get(&mi_url)
                 .header("X-IDENTITY-HEADER", emu.identity_header()),
             Endpoint::ClientSecret => client
@@ -210,19 +213,37 @@ impl Counters {
     }
 }
 
+/// CPU time (user + system) this process has used so far, from /proc/self/stat.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+struct Measured {
+    per_second: f64,
+    /// CPU (emulator + load generator) per token, when /proc is available.
+    cpu_per_token: Option<Duration>,
+}
+
 async fn measure(
     emu: &RunningEmulator,
     endpoint: Endpoint,
     load: Load,
     secs: u64,
     concurrency: u64,
-) -> f64 {
+) -> Measured {
     // A short warm-up run opens connections and TLS sessions, then the timed run starts.
     for (duration, timed) in [
         (Duration::from_millis(300), false),
         (Duration::from_secs(secs), true),
     ] {
         let counters = Counters::default();
+        let cpu_before = process_cpu();
         let start = Instant::now();
         let deadline = start + duration;
         let tasks: Vec<_> = (0..concurrency)
@@ -246,10 +267,34 @@ async fn measure(
             "no failed requests"
         );
         if timed {
-            return counters.ok.load(Ordering::Relaxed) as f64 / elapsed;
+            let n = counters.ok.load(Ordering::Relaxed);
+            let cpu_per_token = match (cpu_before, process_cpu()) {
+                (Some(a), Some(b)) if n > 0 => Some((b - a) / u32::try_from(n).unwrap_or(u32::MAX)),
+                _ => None,
+            };
+            return Measured {
+                per_second: n as f64 / elapsed,
+                cpu_per_token,
+            };
         }
     }
     unreachable!("the timed run returns")
+}
+
+/// CPU cost of one RSA-2048 PKCS#1 v1.5 SHA-256 signature (the floor under every fresh token).
+fn signature_floor() -> Option<Duration> {
+    use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).ok()?;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut signature = vec![0u8; key.public_modulus_len()];
+    let message = [7u8; 900];
+    let rounds = 400u32;
+    let before = process_cpu()?;
+    for _ in 0..rounds {
+        key.sign(&RSA_PKCS1_SHA256, &rng, &message, &mut signature)
+            .ok()?;
+    }
+    Some((process_cpu()? - before) / rounds)
 }
 
 fn main() {
@@ -260,6 +305,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if let Some(floor) = signature_floor() {
+        println!(
+            "RSA-2048 signature alone: {:.2} ms CPU -> at most {:.0} tokens/s on 2 cores",
+            floor.as_secs_f64() * 1e3,
+            2.0 / floor.as_secs_f64()
+        );
+    }
     runtime.block_on(async {
         let emu = Emulator::builder()
             .config(Config::default().with_mi_cache(Duration::ZERO))
@@ -269,11 +321,30 @@ fn main() {
         println!(
             "emulator token issuance: {concurrency} keep-alive connections, {secs} s per scenario, 2 worker threads"
         );
-        for load in [Load::Raw, Load::Reqwest] {
-            for endpoint in [Endpoint::ManagedIdentity, Endpoint::ClientSecret] {
-                let rate = measure(&emu, endpoint, load, secs, concurrency).await;
-                println!("{:<62} {rate:>7.0} tokens/s", describe(endpoint, load));
-            }
+        let cached = Emulator::builder().start().await.expect("emulator");
+        let scenarios = [
+            (Endpoint::ManagedIdentity, Load::Raw),
+            (Endpoint::ClientSecret, Load::Raw),
+            (Endpoint::ManagedIdentity, Load::Reqwest),
+            (Endpoint::ClientSecret, Load::Reqwest),
+            (Endpoint::ManagedIdentityCached, Load::Raw),
+        ];
+        for (endpoint, load) in scenarios {
+            let target = match endpoint {
+                Endpoint::ManagedIdentityCached => &cached,
+                _ => &emu,
+            };
+            let m = measure(target, endpoint, load, secs, concurrency).await;
+            let cpu = match m.cpu_per_token {
+                Some(c) => format!(
+                    "  ({:.2} ms CPU/token -> {:.0}/s on 2 idle cores)",
+                    c.as_secs_f64() * 1e3,
+                    2.0 / c.as_secs_f64()
+                ),
+                None => String::new(),
+            };
+            let name = describe(endpoint, load);
+            println!("{name:<62} {:>7.0} tokens/s{cpu}", m.per_second);
         }
     });
 }

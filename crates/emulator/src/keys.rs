@@ -268,5 +268,24 @@ mod speed {
             k.sign(&claims);
         }
         println!("per signature: {:?}", t.elapsed() / 500);
+        let k = std::sync::Arc::new(k);
+        let t = std::time::Instant::now();
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (k, claims) = (k.clone(), claims.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..500 {
+                        k.sign(&claims);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        println!(
+            "2 threads, shared key: {:.0} signatures/s",
+            1000.0 / t.elapsed().as_secs_f64()
+        );
     }
 }

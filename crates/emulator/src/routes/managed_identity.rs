@@ -41,6 +41,23 @@ pub(crate) struct MiCache {
 /// Bound on cache entries; a test that asks for many resources cannot grow memory without end.
 const MAX_CACHED: usize = 4096;
 
+impl Cached {
+    fn reusable(&self, now: i64, window: i64, key_generation: u64, clock_generation: u64) -> bool {
+        self.key_generation == key_generation
+            && self.clock_generation == clock_generation
+            && now >= self.issued_at
+            && now.saturating_sub(self.issued_at) < window
+            && self.token.exp > now
+    }
+}
+
+impl MiCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Cached>> {
+        // Poison is ignored: the map holds whole values and is consistent after any panic.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Issues (or reuses) a managed-identity token for `app` and `resource`.
 pub(crate) fn issue(state: &State, app: &App<'_>, resource: &str, now: i64) -> MiToken {
     let lifetimes = &state.dir.config.lifetimes;
@@ -48,22 +65,13 @@ pub(crate) fn issue(state: &State, app: &App<'_>, resource: &str, now: i64) -> M
     let key = (app.client_id.to_ascii_lowercase(), resource.to_string());
     let key_generation = state.keys.generation();
     let clock_generation = state.clock.generation();
-    let mut entries = state
-        .mi_cache
-        .entries
-        .lock()
-        // Poison is ignored: the map holds whole values and is consistent after any panic.
-        .unwrap_or_else(|e| e.into_inner());
     if window > 0
-        && let Some(c) = entries.get(&key)
-        && c.key_generation == key_generation
-        && c.clock_generation == clock_generation
-        && now >= c.issued_at
-        && now.saturating_sub(c.issued_at) < window
-        && c.token.exp > now
+        && let Some(c) = state.mi_cache.lock().get(&key)
+        && c.reusable(now, window, key_generation, clock_generation)
     {
         return c.token.clone();
     }
+    // Signing happens outside the lock so concurrent requests sign in parallel.
     let lifetime = i64::try_from(lifetimes.managed_identity_secs).unwrap_or(86_400);
     let times = Times::new(now, lifetime);
     let access_token = state
@@ -76,6 +84,14 @@ pub(crate) fn issue(state: &State, app: &App<'_>, resource: &str, now: i64) -> M
         not_before: times.iat,
     };
     if window > 0 {
+        let mut entries = state.mi_cache.lock();
+        // A concurrent request may have cached a token meanwhile: hand out that one, so repeat
+        // requests converge on a single token as with the real service.
+        if let Some(c) = entries.get(&key)
+            && c.reusable(now, window, key_generation, clock_generation)
+        {
+            return c.token.clone();
+        }
         if entries.len() >= MAX_CACHED {
             entries.clear();
         }
