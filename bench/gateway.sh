@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Gateway benchmark: pgbench through the pgentra gateway vs direct PostgreSQL vs PgBouncer vs a
+# bare byte-splicing tokio proxy, side by side on one throwaway cluster, interleaved rounds,
+# medians. Also RS256 and cached token validations per second.
+#
+#   bench/gateway.sh            # ROUNDS=3 DURATION=10 by default
+#   ROUNDS=5 DURATION=20 bench/gateway.sh
+#
+# Everything listens on 127.0.0.1 only. Runs as root (PostgreSQL and PgBouncer drop to the
+# `postgres` OS user) or as a user that can run initdb. Installs the Debian `pgbouncer` package
+# when it is missing. Results: a markdown table on stdout and in $OUT (default
+# target/bench/gateway.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CLIENTS=${CLIENTS:-8}
+SCALE=${SCALE:-5}
+OUT=${OUT:-target/bench/gateway.md}
+BASE_PORT=${BASE_PORT:-55430}
+PG_PORT=$BASE_PORT; GW_PORT=$((BASE_PORT + 1)); PGB_PORT=$((BASE_PORT + 2)); SPLICE_PORT=$((BASE_PORT + 3))
+
+if ! command -v pgbouncer >/dev/null 2>&1; then
+  echo "gateway.sh: installing pgbouncer (Debian package)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+BIN=$(pg_config --bindir 2>/dev/null || true)
+[ -x "$BIN/initdb" ] || BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+
+echo "== building release examples" >&2
+cargo build --release -q -p pgentra-proxy --example bench_gateway --example splice_proxy --example validate_bench
+
+WORK=$(mktemp -d /tmp/pgentra-bench-XXXXXX)
+as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres: "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/pgbouncer.pid" ] && kill "$(cat "$WORK/pgbouncer.pid")" 2>/dev/null || true
+  as_pg "$BIN/pg_ctl -D $WORK/data -m immediate stop" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT" >&2
+as_pg "$BIN/initdb -D $WORK/data -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null"
+mkdir -p "$WORK/sock" && [ "$(id -u)" = 0 ] && chown postgres: "$WORK/sock"
+cat >> "$WORK/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$WORK/sock'
+max_connections = 300
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_min_messages = warning
+CONF
+as_pg "$BIN/pg_ctl -D $WORK/data -l $WORK/pg.log -w start >/dev/null"
+psql_su() { psql -X -q -h "$WORK/sock" -p "$PG_PORT" -U postgres -d postgres "$@"; }
+psql_su -c "set password_encryption = 'scram-sha-256'; create role bench login password 'benchpw'"
+pgbench -q -i -s "$SCALE" -h "$WORK/sock" -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1
+psql_su -c "grant select on all tables in schema public to bench"
+
+echo "== PgBouncer $(pgbouncer --version | head -1 | awk '{print $2}') on :$PGB_PORT" >&2
+cat > "$WORK/pgbouncer.ini" <<INI
+[databases]
+postgres = host=$WORK/sock port=$PG_PORT dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $WORK/userlist.txt
+pool_mode = session
+max_client_conn = 1000
+default_pool_size = 40
+logfile = $WORK/pgbouncer.log
+pidfile = $WORK/pgbouncer.pid
+INI
+echo '"bench" "benchpw"' > "$WORK/userlist.txt"
+[ "$(id -u)" = 0 ] && chown postgres: "$WORK/pgbouncer.ini" "$WORK/userlist.txt"
+as_pg "pgbouncer -d $WORK/pgbouncer.ini"
+
+echo "== bare splice proxy on :$SPLICE_PORT -> unix socket" >&2
+target/release/examples/splice_proxy "127.0.0.1:$SPLICE_PORT" "$WORK/sock/.s.PGSQL.$PG_PORT" >"$WORK/splice.log" 2>&1 &
+PIDS+=($!)
+
+echo "== pgentra gateway on :$GW_PORT -> unix socket (trust)" >&2
+target/release/examples/bench_gateway "$WORK/sock" "$PG_PORT" "127.0.0.1:$GW_PORT" bench_entra "$WORK/token" >"$WORK/gw.out" 2>"$WORK/gw.err" &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q ready "$WORK/gw.out" 2>/dev/null && break; sleep 0.2; done
+grep -q ready "$WORK/gw.out" || { cat "$WORK/gw.err" >&2; exit 1; }
+psql_su -c "grant select on all tables in schema public to bench_entra"
+TOKEN=$(cat "$WORK/token")
+
+# target -> "port user password"
+declare -A TARGET=(
+  [direct]="$PG_PORT bench benchpw"
+  [pgbouncer]="$PGB_PORT bench benchpw"
+  [splice]="$SPLICE_PORT bench benchpw"
+  [gateway]="$GW_PORT bench_entra $TOKEN"
+)
+ORDER=(direct pgbouncer splice gateway)
+
+run_pgbench() { # target, extra args... -> prints the pgbench output
+  local t=$1; shift
+  read -r port user pass <<<"${TARGET[$t]}"
+  PGPASSWORD=$pass PGSSLMODE=disable pgbench -n -h 127.0.0.1 -p "$port" -U "$user" -T "$DURATION" "$@" postgres 2>&1
+}
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+for r in $(seq 1 "$ROUNDS"); do
+  # Rotate the order each round so no target always runs first (or right after another).
+  rot=$(( (r - 1) % ${#ORDER[@]} ))
+  order=("${ORDER[@]:$rot}" "${ORDER[@]:0:$rot}")
+  for t in "${order[@]}"; do
+    out=$(run_pgbench "$t" -S -c "$CLIENTS" -j 2)
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+    echo -e "select_tps\t$t\t$tps" >> "$RESULTS"
+    out=$(run_pgbench "$t" -S -c 1 -j 1)
+    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | head -1)
+    echo -e "latency_ms\t$t\t$lat" >> "$RESULTS"
+    out=$(run_pgbench "$t" -S -C -c "$CLIENTS" -j 2)
+    cps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+    echo -e "connect_tps\t$t\t$cps" >> "$RESULTS"
+    echo "round $r $t: -S ${tps:-?} tps, 1-client ${lat:-?} ms, -C ${cps:-?} tps" >&2
+  done
+done
+VALIDATION=$(target/release/examples/validate_bench 20000)
+
+mkdir -p "$(dirname "$OUT")"
+python3 - "$RESULTS" "$ROUNDS" "$DURATION" "$CLIENTS" "$VALIDATION" > "$OUT" <<'PY'
+import statistics, sys
+path, rounds, duration, clients, validation = sys.argv[1:6]
+data = {}
+for line in open(path):
+    metric, target, value = line.rstrip("\n").split("\t")
+    if value:
+        data.setdefault((metric, target), []).append(float(value))
+med = lambda m, t: statistics.median(data.get((m, t), [float("nan")]))
+targets = ["direct", "pgbouncer", "splice", "gateway"]
+d_tps, d_lat, d_cps = med("select_tps", "direct"), med("latency_ms", "direct"), med("connect_tps", "direct")
+print(f"Rounds: {rounds} interleaved, {duration} s per run, medians. `-S` with {clients} clients / 2 threads;")
+print("latency: `-S -c 1`; connects: `-S -C` (a new connection per transaction). Plaintext on loopback.")
+print()
+print("| target | `-S` tps | vs direct | 1-client latency | vs direct | `-C` tps | vs direct |")
+print("|---|---|---|---|---|---|---|")
+for t in targets:
+    tps, lat, cps = med("select_tps", t), med("latency_ms", t), med("connect_tps", t)
+    print(f"| {t} | {tps:,.0f} | {tps / d_tps:.2f}× | {lat * 1000:.0f} µs | {(lat - d_lat) * 1000:+.0f} µs | {cps:,.0f} | {cps / d_cps:.2f}× |")
+print()
+g, b, s = med("select_tps", "gateway"), med("select_tps", "pgbouncer"), med("select_tps", "splice")
+print(f"Gateway `-S` vs PgBouncer: {g / b:.2f}×; vs bare splice: {g / s:.2f}×.")
+print()
+for line in validation.splitlines():
+    print(f"    {line}")
+print()
+print("Raw runs (tps / ms):")
+print()
+for (m, t), v in sorted(data.items()):
+    print(f"    {m:12} {t:10} " + " ".join(f"{x:.1f}" if m != "latency_ms" else f"{x:.3f}" for x in v))
+PY
+cat "$OUT"
