@@ -247,3 +247,97 @@ impl JwksCache {
         cache
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::KeyPair as _;
+
+    /// Serves a JWKS with one key (kid "k1") and counts the requests; fails while `down` is set.
+    async fn jwks_server(
+        hits: Arc<AtomicUsize>,
+        down: Arc<std::sync::atomic::AtomicBool>,
+    ) -> String {
+        let kp = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = kp.public_key();
+        let n = public.modulus().big_endian_without_leading_zero().to_vec();
+        let e = public.exponent().big_endian_without_leading_zero().to_vec();
+        let doc = serde_json::json!({"keys": [
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "RSA", "use": "enc", "kid": "enc", "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(&e)},
+            {"kty": "RSA", "use": "sig", "kid": "k1", "x5t": "t1", "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(&e)},
+        ]});
+        let app = axum::Router::new().route(
+            "/keys",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                hits.fetch_add(1, Ordering::SeqCst);
+                let down = down.load(Ordering::SeqCst);
+                async move {
+                    if down {
+                        Err(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                    } else {
+                        Ok(axum::Json(doc))
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/keys")
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_refresh_at_most_once_per_interval_and_outages_keep_keys() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let url = jwks_server(hits.clone(), down.clone()).await;
+        let cache = JwksCache::new(
+            KeySource::Jwks(url),
+            reqwest::Client::new(),
+            Duration::from_millis(300),
+            Duration::from_secs(3600),
+        );
+        // First use fetches; only the RSA signature key is kept, under kid and x5t.
+        cache.key("k1").await.unwrap();
+        cache.key("t1").await.unwrap();
+        assert_eq!(cache.stats(), (2, 1));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        // A burst of unknown kids costs one refetch, then none until the interval passes.
+        assert_eq!(
+            cache.key("nope").await.unwrap_err(),
+            KeyError::UnknownKid("nope".into())
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let burst = futures::future::join_all((0..20).map(|_| cache.key("nope"))).await;
+        assert!(burst.iter().all(|r| r.is_err()));
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert!(cache.key("enc").await.is_err());
+        assert!(cache.key("ec").await.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        // Outage: refresh fails, the known key keeps working.
+        down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(cache.key("other").await.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        cache.key("k1").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn never_fetched_keys_are_unavailable() {
+        let cache = JwksCache::new(
+            KeySource::Jwks("http://127.0.0.1:9/keys".into()),
+            reqwest::Client::new(),
+            Duration::from_secs(10),
+            Duration::from_secs(3600),
+        );
+        assert!(matches!(
+            cache.key("k1").await,
+            Err(KeyError::Unavailable(_))
+        ));
+    }
+}

@@ -42,7 +42,12 @@ pub(super) async fn run(
     peer: Peer,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let span = tracing::info_span!("session", id = %session_id(), peer = %peer.host());
+    let span = tracing::info_span!(
+        "session",
+        id = %session_id(),
+        peer = %peer.host(),
+        user = tracing::field::Empty
+    );
     async move {
         core.metrics
             .connections_active

@@ -234,7 +234,7 @@ impl Validator {
             .map_err(|_| AuthFailure::Malformed("header is not a JSON object"))?;
         let alg = header.alg.unwrap_or_default();
         if alg != "RS256" {
-            return Err(AuthFailure::Algorithm(alg));
+            return Err(AuthFailure::Algorithm(clip(alg)));
         }
         let kid = header
             .kid
@@ -244,7 +244,7 @@ impl Validator {
             .decode(s64)
             .map_err(|_| AuthFailure::Malformed("signature is not base64url"))?;
         let key = self.keys.key(&kid).await.map_err(|e| match e {
-            KeyError::UnknownKid(k) => AuthFailure::UnknownKid(k),
+            KeyError::UnknownKid(k) => AuthFailure::UnknownKid(clip(k)),
             KeyError::Unavailable(why) => AuthFailure::KeysUnavailable(why),
         })?;
         let signed = &token[..h64.len() + 1 + p64.len()];
@@ -289,6 +289,19 @@ impl Validator {
         }
         Ok(())
     }
+}
+
+/// Unverified header values are attacker-chosen: keep what reaches the log short.
+fn clip(mut s: String) -> String {
+    if s.len() > 64 {
+        let mut end = 64;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
