@@ -255,37 +255,3 @@ mod tests {
         assert_eq!(ring.jwks(None)["keys"].as_array().unwrap().len(), 1);
     }
 }
-
-#[cfg(test)]
-mod speed {
-    #[test]
-    #[ignore = "timing probe"]
-    fn sign_speed() {
-        let k = super::SigningKey::generate().unwrap();
-        let claims = serde_json::json!({"aud": "x", "oid": "y", "exp": 1});
-        let t = std::time::Instant::now();
-        for _ in 0..500 {
-            k.sign(&claims);
-        }
-        println!("per signature: {:?}", t.elapsed() / 500);
-        let k = std::sync::Arc::new(k);
-        let t = std::time::Instant::now();
-        let threads: Vec<_> = (0..2)
-            .map(|_| {
-                let (k, claims) = (k.clone(), claims.clone());
-                std::thread::spawn(move || {
-                    for _ in 0..500 {
-                        k.sign(&claims);
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        println!(
-            "2 threads, shared key: {:.0} signatures/s",
-            1000.0 / t.elapsed().as_secs_f64()
-        );
-    }
-}

@@ -9,3 +9,4 @@ mod discovery;
 mod entra;
 mod imds;
 mod managed_identity;
+mod robustness;
