@@ -38,7 +38,6 @@ pub(crate) struct State {
 }
 
 impl State {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         dir: Directory,
         keys: KeyRing,

@@ -8,7 +8,7 @@
 //! variables set on the child (`child_managed_identity`); this process's environment is never
 //! changed.
 
-#[allow(dead_code)]
+#[allow(dead_code)] // shared helpers; this binary uses only some of them
 #[path = "http/support.rs"]
 mod support;
 

@@ -6,7 +6,7 @@
 //! Needs `scripts/setup-clients` (project-local venv and node_modules); fails with that hint when
 //! they are missing, unless `PGENTRA_SKIP_INTEROP=1`.
 
-#[allow(dead_code)]
+#[allow(dead_code)] // shared helpers; this binary uses only some of them
 #[path = "http/support.rs"]
 mod support;
 
