@@ -44,11 +44,12 @@ fn defaults_are_safe() {
 #[test]
 fn impossible_combinations_are_refused() {
     let base = || {
-        let mut c: GatewayConfig = toml::from_str(include_str!("../examples/gateway.toml")).unwrap();
+        let c: GatewayConfig = toml::from_str(include_str!("../examples/gateway.toml")).unwrap();
         c.validate().unwrap();
         c
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut GatewayConfig)>)> = vec![
+    type Tweak = Box<dyn Fn(&mut GatewayConfig)>;
+    let cases: Vec<(&str, Tweak)> = vec![
         ("`tls`", Box::new(|c| c.tls = None)),
         ("`auth.tenants`", Box::new(|c| c.auth.tenants.clear())),
         ("`auth.audiences`", Box::new(|c| c.auth.audiences.clear())),
@@ -59,9 +60,15 @@ fn impossible_combinations_are_refused() {
                 c.auth.discovery_url = None
             }),
         ),
-        ("`upstream.password`", Box::new(|c| c.auth.mode = AuthMode::Mixed)),
+        (
+            "`upstream.password`",
+            Box::new(|c| c.auth.mode = AuthMode::Mixed),
+        ),
         ("`max_connections`", Box::new(|c| c.max_connections = 0)),
-        ("object_type", Box::new(|c| c.registry.directory[0].object_type = "robot".into())),
+        (
+            "object_type",
+            Box::new(|c| c.registry.directory[0].object_type = "robot".into()),
+        ),
         (
             "no listener",
             Box::new(|c| {
@@ -86,7 +93,13 @@ fn impossible_combinations_are_refused() {
 #[test]
 fn unknown_keys_are_errors() {
     let err = toml::from_str::<GatewayConfig>("listen = []\nlisten_port = 5432\n").unwrap_err();
-    assert!(err.to_string().contains("unknown field `listen_port`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `listen_port`"),
+        "{err}"
+    );
     let err = toml::from_str::<GatewayConfig>("[auth]\naudience = \"x\"\n").unwrap_err();
-    assert!(err.to_string().contains("unknown field `audience`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `audience`"),
+        "{err}"
+    );
 }
