@@ -37,7 +37,7 @@ pub enum ConnectError {
     Tls(#[from] TlsError),
     /// The server refused the token (SQLSTATE 28P01 or 28000), also after a refresh when one
     /// was possible.
-    #[error("PostgreSQL refused the Entra ID token for role \"{user}\": {source}")]
+    #[error("PostgreSQL refused the Entra ID token for role \"{user}\"{}: {}", if *retried { " (also after a token refresh)" } else { "" }, describe(source))]
     Rejected {
         /// The role the login was for.
         user: String,
@@ -48,7 +48,7 @@ pub enum ConnectError {
         source: tokio_postgres::Error,
     },
     /// Any other failure: unreachable server, TLS handshake, protocol.
-    #[error("could not connect to PostgreSQL: {0}")]
+    #[error("could not connect to PostgreSQL: {}", describe(.0))]
     Postgres(#[source] tokio_postgres::Error),
 }
 
@@ -61,15 +61,68 @@ impl ConnectError {
         }
     }
 
-    /// Whether trying again later can help (the identity endpoint or the server was
-    /// unreachable, slow or throttling).
+    /// Whether trying again later can help: the identity endpoint or the server was
+    /// unreachable, slow, throttling or starting up. Certificate, configuration and
+    /// authentication failures are not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
             ConnectError::Token(e) => e.is_retryable(),
-            ConnectError::Postgres(e) => e.code().is_none() || e.is_closed(),
+            ConnectError::Postgres(e) => match e.code() {
+                Some(code) => {
+                    *code == SqlState::CANNOT_CONNECT_NOW
+                        || *code == SqlState::TOO_MANY_CONNECTIONS
+                        || code.code().starts_with("08")
+                }
+                None => {
+                    io_cause(e).is_some_and(|io| {
+                        use std::io::ErrorKind::*;
+                        matches!(
+                            io.kind(),
+                            ConnectionRefused
+                                | ConnectionReset
+                                | ConnectionAborted
+                                | NotConnected
+                                | TimedOut
+                                | BrokenPipe
+                                | UnexpectedEof
+                                | AddrNotAvailable
+                                | HostUnreachable
+                                | NetworkUnreachable
+                        )
+                    }) || e.is_closed()
+                }
+            },
             _ => false,
         }
     }
+}
+
+fn io_cause(e: &tokio_postgres::Error) -> Option<&std::io::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// `tokio_postgres::Error`'s `Display` omits the cause ("db error", "error performing TLS
+/// handshake"); this adds the server's message or the underlying error. Server messages never
+/// echo the password.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    let mut out = e.to_string();
+    let mut cur = std::error::Error::source(e);
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
 }
 
 fn is_auth_failure(e: &tokio_postgres::Error) -> bool {

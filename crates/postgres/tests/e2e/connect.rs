@@ -75,6 +75,14 @@ async fn a_rejected_cached_token_is_refreshed_and_retried_exactly_once() {
         other => panic!("expected Rejected, got {other:?}"),
     }
     assert_eq!(err.sqlstate().map(|s| s.code()), Some("28P01"));
+    assert!(!err.is_retryable());
+    let msg = err.to_string();
+    assert!(
+        msg.contains(
+            "role \"app\" (also after a token refresh): FATAL 28P01: password authentication failed"
+        ),
+        "{msg}"
+    );
     assert_eq!(
         source.fetches(),
         3,
@@ -235,6 +243,7 @@ async fn errors_are_specific() {
         .unwrap_err();
     assert!(matches!(err, ConnectError::Postgres(_)), "{err:?}");
     assert!(err.is_retryable());
+    assert!(err.to_string().contains("Connection refused"), "{err}");
 
     // The token source fails: a token error naming the credential.
     let failing = pgentra_postgres::token::from_fn("Broken", |_scope| async {

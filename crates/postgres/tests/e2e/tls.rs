@@ -66,6 +66,15 @@ async fn sslmodes_against_a_tls_server() {
             format!("{err:?}").contains("UnknownIssuer"),
             "{mode}: {err:?}"
         );
+        assert!(
+            err.to_string()
+                .contains("invalid peer certificate: UnknownIssuer"),
+            "{err}"
+        );
+        assert!(
+            !err.is_retryable(),
+            "a certificate problem does not go away by retrying"
+        );
         assert_eq!(
             login(&pg, mode, &with_ca, None).await.unwrap(),
             ("app".into(), true)
