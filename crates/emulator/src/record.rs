@@ -30,6 +30,23 @@ pub enum EndpointKind {
     Other,
 }
 
+impl EndpointKind {
+    /// A stable label for metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            EndpointKind::AppService => "app_service",
+            EndpointKind::Imds => "imds",
+            EndpointKind::TokenV2 => "token_v2",
+            EndpointKind::TokenV1 => "token_v1",
+            EndpointKind::OpenIdConfig => "openid_config",
+            EndpointKind::Jwks => "jwks",
+            EndpointKind::InstanceDiscovery => "instance_discovery",
+            EndpointKind::UserToken => "user_token",
+            EndpointKind::Other => "other",
+        }
+    }
+}
+
 /// One request as the emulator saw it. Secrets are never recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -102,6 +119,9 @@ pub(crate) fn redact_query(query: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RequestLog {
     entries: Arc<Mutex<VecDeque<RecordedRequest>>>,
+    /// Totals per (endpoint, status) for `/metrics`; unlike the log they are never trimmed or
+    /// cleared, as Prometheus counters must only grow.
+    totals: Arc<Mutex<std::collections::BTreeMap<(&'static str, u16), u64>>>,
 }
 
 /// The log keeps at most this many entries (oldest dropped) so a long benchmark cannot grow
@@ -110,6 +130,12 @@ const MAX_ENTRIES: usize = 10_000;
 
 impl RequestLog {
     pub(crate) fn push(&self, entry: RecordedRequest) {
+        {
+            let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+            *totals
+                .entry((entry.endpoint.label(), entry.status))
+                .or_default() += 1;
+        }
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.pop_front();
@@ -121,6 +147,21 @@ impl RequestLog {
     }
     pub(crate) fn clear(&self) {
         self.lock().clear();
+    }
+
+    /// Prometheus text exposition of the request totals.
+    pub(crate) fn render_metrics(&self) -> String {
+        let totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::from(
+            "# HELP pgentra_emulator_requests_total Requests answered, by endpoint and HTTP status (0: dropped by a fault).\n\
+             # TYPE pgentra_emulator_requests_total counter\n",
+        );
+        for ((endpoint, status), n) in totals.iter() {
+            out.push_str(&format!(
+                "pgentra_emulator_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} {n}\n"
+            ));
+        }
+        out
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<RecordedRequest>> {
         // Poison is ignored: a Vec of plain records is consistent after any panic.

@@ -412,3 +412,49 @@ async fn env_exports_state_dir_reuse_and_shutdown() {
         200
     );
 }
+
+#[tokio::test]
+async fn health_and_metrics_count_requests_without_being_recorded_or_faulted() {
+    let emu = emulator().await;
+    emu.faults().inject(EndpointKind::Other, Fault::Drop, None);
+    let health = client()
+        .get(format!("{}/healthz", emu.http_base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let ok = client()
+        .get(mi_url(&emu))
+        .header("X-IDENTITY-HEADER", emu.identity_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let denied = client().get(mi_url(&emu)).send().await.unwrap();
+    assert_ne!(denied.status(), 200);
+    let denied_status = denied.status().as_u16();
+
+    let metrics = client()
+        .get(format!("{}/metrics", emu.http_base()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("pgentra_emulator_requests_total{endpoint=\"app_service\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "pgentra_emulator_requests_total{{endpoint=\"app_service\",status=\"{denied_status}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    // Probes are neither in the request log nor in the counters.
+    assert_eq!(emu.requests().len(), 2);
+    assert!(!metrics.contains("endpoint=\"other\""), "{metrics}");
+}
