@@ -178,3 +178,20 @@ async fn cancel_request_is_routed_to_the_upstream_backend() {
     );
     fx.stop().await;
 }
+
+#[tokio::test]
+async fn large_tokens_of_users_in_many_groups_log_in() {
+    let fx = Fixture::start().await;
+    let mut claims = claims_of(&fx.token(Principal::User { upn: dev::USER_UPN }));
+    // 600 group ids make a ~30 KB token, far beyond the 16 KB a gateway must take.
+    let mut groups: Vec<String> = (0..600)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect();
+    groups.push(dev::GROUP_OBJECT_ID.to_owned());
+    claims["groups"] = serde_json::json!(groups);
+    let token = fx.emu.mint(claims);
+    assert!(token.len() > 16 * 1024, "token is {} bytes", token.len());
+    assert_eq!(fx.whoami(GROUP_ROLE, &token).await.unwrap(), GROUP_ROLE);
+    assert_eq!(fx.whoami(USER_ROLE, &token).await.unwrap(), USER_ROLE);
+    fx.stop().await;
+}
