@@ -248,3 +248,47 @@ async fn entra_only_mode_refuses_passwords() {
     assert_eq!(fx.handle.failures_for("not_entra_role"), 1);
     fx.stop().await;
 }
+
+#[tokio::test]
+async fn upstream_errors_reach_the_client_as_error_responses() {
+    let fx = Fixture::start().await;
+    let token = fx.token(Principal::SystemMi);
+    // The server's own refusal is relayed as it is.
+    let mut cfg = fx.pg_config(SYSTEM_MI_ROLE, &token);
+    cfg.dbname("no_such_db");
+    let Err(err) = cfg.connect(fx.tls()).await else {
+        panic!("unknown database must fail");
+    };
+    assert_eq!(
+        db_error(&err),
+        (
+            "3D000".to_owned(),
+            "database \"no_such_db\" does not exist".to_owned()
+        )
+    );
+    // A server that is down is a connection failure (08006), not a hang.
+    let data = fx.pg.data_dir().display().to_string();
+    let bin = pgentra_testkit::bin_dir().unwrap().join("pg_ctl");
+    let stopped = tokio::task::spawn_blocking(move || {
+        // The testkit runs the server as `postgres` when tests run as root.
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$0"; else sh -c "$0"; fi"#)
+            .arg(format!("{} -D {data} -m immediate stop", bin.display()))
+            .status()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(stopped.success());
+    let err = fx.whoami(SYSTEM_MI_ROLE, &token).await.unwrap_err();
+    assert_eq!(
+        db_error(&err),
+        (
+            "08006".to_owned(),
+            "could not connect to the database server behind the gateway".to_owned()
+        )
+    );
+    assert_eq!(fx.handle.failures_for("upstream_connect"), 1);
+    fx.stop().await;
+}
