@@ -40,6 +40,12 @@ pub fn bind(principal: &Principal, claims: &Claims) -> Result<(), AuthFailure> {
         .ok_or(AuthFailure::MissingOid)?
         .to_ascii_lowercase();
     let registered = principal.object_id.as_str();
+    // With several tenants configured, a principal registered in one tenant only accepts
+    // tokens issued by that tenant.
+    let tid = claims.tid.as_deref().unwrap_or_default();
+    if !principal.tenant_id.is_empty() && !principal.tenant_id.eq_ignore_ascii_case(tid) {
+        return Err(AuthFailure::Tenant(tid.to_owned()));
+    }
     match principal.kind {
         PrincipalType::Service => {
             if claims.kind() == TokenKind::User {
@@ -193,6 +199,17 @@ mod tests {
         let mut c = user("u");
         c.amr = Some(vec!["pwd".into(), "mfa".into()]);
         assert_eq!(bind(&mfa, &c), Ok(()));
+    }
+
+    #[test]
+    fn principals_only_accept_their_own_tenant() {
+        let mut p = principal(PrincipalType::Service, "aaa", false);
+        p.tenant_id = "t1".into();
+        let mut c = app("aaa", "x");
+        c.tid = Some("T1".into());
+        assert_eq!(bind(&p, &c), Ok(()));
+        c.tid = Some("t2".into());
+        assert_eq!(bind(&p, &c), Err(AuthFailure::Tenant("t2".into())));
     }
 
     #[test]
