@@ -10,7 +10,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::PlaintextPolicy;
 use crate::error::SessionError;
-use crate::stream::{BoxedIo, Peer};
+use crate::stream::{BoxedIo, Peer, Prefixed};
+
+/// First byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// A client connection with whatever bytes have been read but not yet consumed.
 pub struct ClientConn {
@@ -130,6 +133,24 @@ pub async fn handshake(
     };
     // At most one SSLRequest and one GSSENCRequest precede the real packet.
     for _ in 0..3 {
+        if conn.buf.is_empty() {
+            conn.fill().await?;
+        }
+        // PostgreSQL 17 "direct" TLS: the client opens with a TLS ClientHello (record type
+        // 0x16) instead of SSLRequest. As a startup length that byte would be invalid anyway.
+        if !conn.tls
+            && conn.buf.first() == Some(&TLS_HANDSHAKE_RECORD)
+            && let Some(acceptor) = &policy.tls
+        {
+            let sniffed = conn.buf.split().freeze();
+            let tls = acceptor
+                .accept(Prefixed::new(sniffed, conn.stream))
+                .await
+                .map_err(SessionError::Tls)?;
+            conn.stream = Box::new(tls);
+            conn.tls = true;
+            continue;
+        }
         let msg = loop {
             match decode_startup(&mut conn.buf) {
                 Ok(Some(m)) => break m,

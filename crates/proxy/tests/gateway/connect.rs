@@ -195,3 +195,19 @@ async fn large_tokens_of_users_in_many_groups_log_in() {
     assert_eq!(fx.whoami(USER_ROLE, &token).await.unwrap(), USER_ROLE);
     fx.stop().await;
 }
+
+#[tokio::test]
+async fn direct_tls_negotiation_of_postgres_17_clients_works() {
+    let fx = Fixture::start().await;
+    let token = fx.token(Principal::SystemMi);
+    let mut cfg = fx.pg_config(SYSTEM_MI_ROLE, &token);
+    cfg.ssl_negotiation(tokio_postgres::config::SslNegotiation::Direct);
+    let (client, conn) = cfg.connect(fx.tls()).await.expect("direct TLS login");
+    tokio::spawn(conn);
+    let row = client
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), SYSTEM_MI_ROLE);
+    fx.stop().await;
+}
