@@ -271,7 +271,14 @@ async fn upstream_tls_follows_sslmode() {
         message.contains("TLS handshake") && message.contains("UnknownIssuer"),
         "{message}"
     );
-    assert_eq!(sc.handle.failures_for(0, "upstream_tls"), 1);
+    assert!(
+        eventually(Duration::from_secs(5), || sc
+            .handle
+            .failures_for(0, "upstream_tls")
+            == 1)
+        .await,
+        "failure counted after the app was told"
+    );
     sc.shutdown().await;
     // verify-ca ignores the name; require ignores the chain.
     let sc = stack

@@ -26,7 +26,14 @@ async fn upstream_down_is_a_clear_connection_failure() {
         "{message}"
     );
     assert_eq!(detail, format!("instance \"127.0.0.1:{port}\""));
-    assert_eq!(sc.handle.failures_for(0, "upstream_connect"), 1);
+    assert!(
+        eventually(Duration::from_secs(5), || sc
+            .handle
+            .failures_for(0, "upstream_connect")
+            == 1)
+        .await,
+        "failure counted after the app was told"
+    );
     sc.shutdown().await;
     stack.stop().await;
 }

@@ -200,7 +200,14 @@ async fn identity_endpoint_down_without_a_token_the_app_gets_a_clear_error() {
             && message.contains("500"),
         "{message}"
     );
-    assert_eq!(sc.handle.failures_for(0, "token_unavailable"), 1);
+    assert!(
+        eventually(Duration::from_secs(5), || sc
+            .handle
+            .failures_for(0, "token_unavailable")
+            == 1)
+        .await,
+        "failure counted after the app was told"
+    );
     sc.shutdown().await;
     stack.emu.faults().clear();
 
