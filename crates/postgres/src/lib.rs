@@ -50,7 +50,11 @@
 //! 3. The role is the settings' user, else derived from the token ([`user_name_from_token`]:
 //!    user-assigned identity name, `upn`, `preferred_username`, `unique_name`, `appid`).
 //! 4. If the server refuses a *cached* token (SQLSTATE 28P01 or 28000), the cache is forced to
-//!    refresh once and the login retried once with the new token.
+//!    refresh once and the login retried once with the new token. A token fetched for this very
+//!    attempt is not retried, nor is one the cache's rate limit hands back unchanged (a forced
+//!    refresh within `min_refresh_interval`, 30 s by default, of the last fetch): sending the
+//!    same token twice cannot help, and an identity endpoint must not be hammered by a loop of
+//!    failing logins.
 //!
 //! # Service Connector settings
 //!
