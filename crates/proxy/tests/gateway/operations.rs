@@ -183,7 +183,14 @@ async fn unreachable_keys_are_reported_as_unavailable() {
 
 #[tokio::test]
 async fn mixed_mode_passes_plain_passwords_to_upstream_scram() {
-    let fx = Fixture::start_with(Options::default(), |c, env| {
+    let opts = Options {
+        pg_hba: vec![
+            "host all legacy_md5 127.0.0.1/32 md5".into(),
+            "host all legacy_clear 127.0.0.1/32 password".into(),
+        ],
+        ..Options::default()
+    };
+    let fx = Fixture::start_with(opts, |c, env| {
         c.auth.mode = AuthMode::Mixed;
         // The testkit cluster checks passwords with SCRAM on 127.0.0.1.
         c.upstream.password = Some(Endpoint {
@@ -199,6 +206,21 @@ async fn mixed_mode_passes_plain_passwords_to_upstream_scram() {
         )
         .unwrap();
     assert_eq!(fx.whoami("legacy", "hunter2").await.unwrap(), "legacy");
+    // MD5 and cleartext upstream methods work too.
+    fx.pg
+        .psql(
+            "postgres",
+            "set password_encryption = 'md5'; create role legacy_md5 login password 'pw5';
+             create role legacy_clear login password 'pwc'",
+        )
+        .unwrap();
+    assert_eq!(fx.whoami("legacy_md5", "pw5").await.unwrap(), "legacy_md5");
+    assert_eq!(
+        fx.whoami("legacy_clear", "pwc").await.unwrap(),
+        "legacy_clear"
+    );
+    let err = fx.whoami("legacy_md5", "nope").await.unwrap_err();
+    assert_eq!(db_error(&err).0, "28P01");
     let err = fx.whoami("legacy", "wrong").await.unwrap_err();
     assert_eq!(
         db_error(&err),
@@ -226,7 +248,7 @@ async fn mixed_mode_passes_plain_passwords_to_upstream_scram() {
     assert!(
         fx.handle
             .metrics_text()
-            .contains("pgentra_gateway_logins_total{method=\"password\"} 1")
+            .contains("pgentra_gateway_logins_total{method=\"password\"} 3")
     );
     fx.stop().await;
 }
