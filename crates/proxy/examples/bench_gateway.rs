@@ -41,6 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     pgentra_proxy::init(&config).await?;
     let admin = pgentra_proxy::gateway::registry::connect_admin(
         &config.upstream.trusted,
+        None,
         "postgres",
         "postgres",
     )

@@ -182,6 +182,10 @@ pub struct UpstreamConfig {
     /// must let the gateway log in as any registered role without a password (unix socket with
     /// `trust`/`peer` for the gateway's OS user).
     pub trusted: Endpoint,
+    /// TLS with a client certificate on the trusted channel, for a server on another host:
+    /// `hostssl all all <gateway-ip>/32 trust clientcert=verify-ca` (or `cert` with an ident
+    /// map) in its `pg_hba.conf`. TCP endpoints only.
+    pub trusted_tls: Option<UpstreamTls>,
     /// Channel where the server checks passwords (mixed mode only), e.g. TCP with `scram-sha-256`.
     pub password: Option<Endpoint>,
     /// Deadline for connecting and logging in upstream.
@@ -195,10 +199,24 @@ impl Default for UpstreamConfig {
                 host: "/var/run/postgresql".to_owned(),
                 port: 5432,
             },
+            trusted_tls: None,
             password: None,
             connect_timeout_ms: 10_000,
         }
     }
+}
+
+/// Client-side TLS for the trusted channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// CA certificate(s) (PEM) that signed the server's certificate; the server name checked is
+    /// the endpoint's host.
+    pub ca_file: PathBuf,
+    /// The gateway's client certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Its private key (PEM).
+    pub key_file: PathBuf,
 }
 
 /// Where the principal registry lives and how it is refreshed.
@@ -274,6 +292,11 @@ impl GatewayConfig {
         if self.auth.mode == AuthMode::Mixed && self.upstream.password.is_none() {
             return err(
                 "mixed mode needs `upstream.password`, an endpoint where PostgreSQL checks passwords",
+            );
+        }
+        if self.upstream.trusted_tls.is_some() && self.upstream.trusted.is_unix() {
+            return err(
+                "`upstream.trusted_tls` needs a TCP `upstream.trusted` endpoint, not a unix socket",
             );
         }
         if self.max_connections == 0 {

@@ -21,7 +21,7 @@ pub mod upstream;
 
 pub use config::{
     AuthConfig, AuthMode, DirectoryEntry, Endpoint, GatewayConfig, PlaintextPolicy, RegistryConfig,
-    TlsFiles, UpstreamConfig,
+    TlsFiles, UpstreamConfig, UpstreamTls,
 };
 pub use error::{GatewayError, SessionError, UpstreamError};
 pub use gateway::registry::{REGISTRY_SQL, install_registry};

@@ -7,7 +7,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsFiles;
+use crate::config::{TlsFiles, UpstreamTls};
 use crate::error::GatewayError;
 
 /// Builds a TLS acceptor from the configured certificate chain and key.
@@ -42,4 +42,31 @@ pub fn acceptor_from_der(
     // offer nothing are unaffected.
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Builds the client TLS configuration of the trusted upstream channel: the server must chain
+/// to `ca_file`, and the gateway presents its client certificate.
+pub fn upstream_client(files: &UpstreamTls) -> Result<Arc<rustls::ClientConfig>, GatewayError> {
+    let read_certs = |path: &std::path::Path| {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| GatewayError::Tls(format!("reading {}: {e}", path.display())))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in read_certs(&files.ca_file)? {
+        roots
+            .add(ca)
+            .map_err(|e| GatewayError::Tls(format!("{}: {e}", files.ca_file.display())))?;
+    }
+    let chain = read_certs(&files.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key_file)
+        .map_err(|e| GatewayError::Tls(format!("reading {}: {e}", files.key_file.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GatewayError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| GatewayError::Tls(e.to_string()))?;
+    Ok(Arc::new(config))
 }

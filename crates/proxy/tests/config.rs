@@ -103,3 +103,20 @@ fn unknown_keys_are_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn trusted_tls_needs_a_tcp_endpoint() {
+    let mut c: GatewayConfig = toml::from_str(include_str!("../examples/gateway.toml")).unwrap();
+    c.upstream.trusted_tls = Some(pgentra_proxy::UpstreamTls {
+        ca_file: "/ca.pem".into(),
+        cert_file: "/gw.crt".into(),
+        key_file: "/gw.key".into(),
+    });
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("`upstream.trusted_tls`"), "{err}");
+    c.upstream.trusted = Endpoint {
+        host: "db.internal".into(),
+        port: 5432,
+    };
+    c.validate().unwrap();
+}

@@ -6,6 +6,7 @@ pub mod failure;
 pub mod jwks;
 pub mod registry;
 mod session;
+pub mod trusted;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub(crate) struct Core {
     pub validator: Validator,
     pub registry: Arc<Registry>,
     pub cancels: CancelMap,
+    pub trusted: trusted::TrustedChannel,
     pub metrics: Arc<Metrics>,
     /// Fires when the drain deadline has passed: sessions still running are cut.
     pub sessions_stop: CancellationToken,
@@ -186,7 +188,15 @@ impl BoundGateway {
                 )?),
                 None => None,
             };
+        let trusted_tls = config
+            .upstream
+            .trusted_tls
+            .as_ref()
+            .map(crate::tls::upstream_client)
+            .transpose()?;
+        let trusted = trusted::TrustedChannel::new(config.upstream.trusted.clone(), trusted_tls);
         let core = Arc::new(Core {
+            trusted,
             policy: StartupPolicy {
                 tls,
                 plaintext: config.plaintext,
@@ -253,6 +263,7 @@ impl BoundGateway {
         // Registry loader; readiness follows its first load.
         let loader = LoaderConfig {
             endpoint: core.config.upstream.trusted.clone(),
+            tls: core.trusted.tls().cloned(),
             user: core.config.registry.admin_user.clone(),
             database: core.config.registry.database.clone(),
             interval: Duration::from_secs(core.config.registry.reload_interval_secs.max(1)),
@@ -381,8 +392,15 @@ pub struct InitReport {
 /// `pgentra gateway init`: installs the registry into the registry database over the trusted
 /// channel, publishes the directory, and registers the configured Entra administrators.
 pub async fn init(config: &GatewayConfig) -> Result<InitReport, GatewayError> {
+    let tls = config
+        .upstream
+        .trusted_tls
+        .as_ref()
+        .map(crate::tls::upstream_client)
+        .transpose()?;
     let mut conn = registry::connect_admin(
         &config.upstream.trusted,
+        tls.as_ref(),
         &config.registry.admin_user,
         &config.registry.database,
     )

@@ -169,9 +169,11 @@ impl std::fmt::Debug for AdminConnection {
     }
 }
 
-/// Connects to `database` as `user` over `endpoint` (the trusted channel) without a password.
+/// Connects to `database` as `user` over `endpoint` (the trusted channel) without a password,
+/// with client TLS when `tls` is given.
 pub async fn connect_admin(
     endpoint: &Endpoint,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     user: &str,
     database: &str,
 ) -> Result<AdminConnection, RegistryError> {
@@ -186,32 +188,57 @@ pub async fn connect_admin(
         .dbname(database)
         .application_name("pgentra-gateway-registry")
         .connect_timeout(Duration::from_secs(10));
-    let (client, mut connection) = cfg
-        .connect(NoTls)
-        .await
-        .map_err(pg("connecting to the registry database"))?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(m) = messages.next().await {
-            match m {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "registry connection failed");
-                    break;
-                }
-            }
+    let client = match tls {
+        None => {
+            let (client, connection) = cfg
+                .connect(NoTls)
+                .await
+                .map_err(pg("connecting to the registry database"))?;
+            tokio::spawn(forward_notifications(connection, tx));
+            client
         }
-    });
+        Some(tls) => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, connection) = cfg
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+                    (**tls).clone(),
+                ))
+                .await
+                .map_err(pg("connecting to the registry database"))?;
+            tokio::spawn(forward_notifications(connection, tx));
+            client
+        }
+    };
     Ok(AdminConnection {
         client,
         notifications: rx,
     })
+}
+
+/// Drives the connection, turning notifications into channel messages, until it ends.
+async fn forward_notifications<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    tx: mpsc::UnboundedSender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(m) = messages.next().await {
+        match m {
+            Ok(AsyncMessage::Notification(_)) => {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "registry connection failed");
+                break;
+            }
+        }
+    }
 }
 
 /// The in-memory registry the sessions consult.
@@ -273,6 +300,8 @@ impl Registry {
 pub struct LoaderConfig {
     /// Trusted channel to the server.
     pub endpoint: Endpoint,
+    /// Client TLS on that channel.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Registry role.
     pub user: String,
     /// Registry database.
@@ -290,7 +319,7 @@ pub struct LoaderConfig {
 pub async fn run_loader(registry: Arc<Registry>, cfg: LoaderConfig, stop: CancellationToken) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        match connect_admin(&cfg.endpoint, &cfg.user, &cfg.database).await {
+        match connect_admin(&cfg.endpoint, cfg.tls.as_ref(), &cfg.user, &cfg.database).await {
             Ok(mut conn) => {
                 backoff = Duration::from_millis(250);
                 if let Err(e) = serve_connection(&registry, &cfg, &mut conn, &stop).await {

@@ -14,10 +14,11 @@ use tracing::Instrument;
 use super::Core;
 use super::auth::{self, Outcome};
 use crate::error::SessionError;
+use crate::error::UpstreamError;
 use crate::splice::{self, SpliceEnd};
 use crate::startup::{self, Handshake};
 use crate::stream::{BoxedIo, Peer};
-use crate::upstream::{self, UpstreamAuth};
+use crate::upstream::{self, UpstreamAuth, UpstreamStream};
 
 fn session_id() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -139,7 +140,7 @@ async fn serve(core: &Core, io: BoxedIo, peer: Peer, admitted: bool) -> Result<(
 
     let (endpoint, method) = match &outcome {
         Outcome::Entra { token, .. } => (
-            &core.config.upstream.trusted,
+            core.trusted.endpoint(),
             if token.cached {
                 "entra_cached"
             } else {
@@ -156,16 +157,22 @@ async fn serve(core: &Core, io: BoxedIo, peer: Peer, admitted: bool) -> Result<(
         Outcome::Password(p) => UpstreamAuth::Password(p.as_bytes()),
     };
     let started = Instant::now();
-    let connected = upstream::connect(
-        endpoint,
-        &startup.params,
-        upstream_auth,
+    let connected = tokio::time::timeout(
         Duration::from_millis(core.config.upstream.connect_timeout_ms),
+        async {
+            let mut stream: BoxedIo = match &outcome {
+                Outcome::Entra { .. } => core.trusted.open().await?,
+                Outcome::Password(_) => Box::new(UpstreamStream::connect(endpoint).await?),
+            };
+            let logged_in = upstream::login(&mut stream, &startup.params, upstream_auth).await?;
+            Ok::<_, UpstreamError>((stream, logged_in))
+        },
     )
-    .await;
+    .await
+    .unwrap_or(Err(UpstreamError::Timeout));
     metrics.upstream_connect_seconds.observe(started.elapsed());
-    let mut est = match connected {
-        Ok(est) => est,
+    let (mut upstream_io, est) = match connected {
+        Ok(c) => c,
         Err(e) => {
             let e = SessionError::Upstream(e);
             if let Some(f) = e.to_client() {
@@ -213,7 +220,7 @@ async fn serve(core: &Core, io: BoxedIo, peer: Peer, admitted: bool) -> Result<(
 
     let end = splice::splice(
         &mut conn.stream,
-        &mut est.stream,
+        &mut upstream_io,
         &conn.buf,
         &est.leftover,
         &core.sessions_stop,

@@ -147,19 +147,7 @@ async fn cancel_request_is_routed_to_the_upstream_backend() {
     let tls = fx.tls();
     let sleeper = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
     // Wait until the query is really running upstream.
-    for _ in 0..100 {
-        let out = fx
-            .pg
-            .psql(
-                "postgres",
-                "select count(*) from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'",
-            )
-            .unwrap();
-        if out.trim() == "1" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_until_running(&fx.pg, "select pg_sleep(30)").await;
     let started = std::time::Instant::now();
     cancel.cancel_query(tls).await.expect("cancel request sent");
     let res = tokio::time::timeout(std::time::Duration::from_secs(10), sleeper)

@@ -314,3 +314,42 @@ async fn upstream_errors_reach_the_client_as_error_responses() {
     assert_eq!(fx.handle.failures_for("upstream_connect"), 1);
     fx.stop().await;
 }
+
+#[tokio::test]
+async fn trusted_channel_can_be_tls_with_a_client_certificate() {
+    let fx = Fixture::start_with(
+        Options {
+            upstream_tls: true,
+            ..Options::default()
+        },
+        |_, _| {},
+    )
+    .await;
+    assert!(fx.config.upstream.trusted_tls.is_some());
+    let client = fx
+        .connect(SYSTEM_MI_ROLE, &fx.token(Principal::SystemMi))
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "select current_user::text, ssl, client_dn from pg_stat_ssl where pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), SYSTEM_MI_ROLE);
+    assert!(row.get::<_, bool>(1), "upstream leg is TLS");
+    assert_eq!(row.get::<_, String>(2), "/CN=pgentra-gateway");
+    // Cancel requests still reach the backend (PostgreSQL accepts them unencrypted).
+    let cancel = client.cancel_token();
+    let tls = fx.tls();
+    let sleeper = tokio::spawn(async move { client.simple_query("select pg_sleep(30)").await });
+    wait_until_running(&fx.pg, "select pg_sleep(30)").await;
+    cancel.cancel_query(tls).await.unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(10), sleeper)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db_error(&res.unwrap_err()).0, "57014");
+    fx.stop().await;
+}

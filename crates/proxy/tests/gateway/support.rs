@@ -47,6 +47,8 @@ pub struct Env<'a> {
 pub struct Options {
     pub pg_hba: Vec<String>,
     pub register: bool,
+    /// Trusted channel over TCP + TLS with a client certificate instead of the unix socket.
+    pub upstream_tls: bool,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
         Options {
             pg_hba: Vec::new(),
             register: true,
+            upstream_tls: false,
         }
     }
 }
@@ -94,11 +97,38 @@ impl Fixture {
         opts: Options,
         tweak: impl FnOnce(&mut GatewayConfig, &Env<'_>),
     ) -> Fixture {
-        let hba = opts.pg_hba.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let mut hba = opts.pg_hba.clone();
+        let mut conf = Vec::new();
+        let client_cert = if opts.upstream_tls {
+            // The server (running as `postgres`) must read the client CA: a world-readable spot.
+            use std::os::unix::fs::PermissionsExt;
+            let client_ca = TestCa::new().unwrap();
+            let cert = client_ca.issue(&["pgentra-gateway"]).unwrap();
+            let pub_dir = dir.path().join("public");
+            std::fs::create_dir(&pub_dir).unwrap();
+            let ca_file = pub_dir.join("client-ca.pem");
+            std::fs::write(&ca_file, client_ca.cert_pem()).unwrap();
+            for (p, mode) in [(dir.path(), 0o755), (&pub_dir, 0o755), (&ca_file, 0o644)] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            conf.push(format!("ssl_ca_file = '{}'", ca_file.display()));
+            hba.insert(
+                0,
+                "hostssl all all 127.0.0.1/32 trust clientcert=verify-ca".into(),
+            );
+            Some(cert)
+        } else {
+            None
+        };
+        let tls = opts.upstream_tls;
         let pg = tokio::task::spawn_blocking(move || {
-            let mut b = PgCluster::builder();
+            let mut b = PgCluster::builder().tls(tls);
             for l in hba {
                 b = b.hba_line(l);
+            }
+            for c in conf {
+                b = b.conf(c);
             }
             b.start()
         })
@@ -106,7 +136,6 @@ impl Fixture {
         .unwrap()
         .expect("start PostgreSQL");
         let emu = Emulator::builder().start().await.expect("start emulator");
-        let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new().unwrap();
         let cert = ca.issue(&["localhost", "127.0.0.1"]).unwrap();
         let cert_file = dir.path().join("server.pem");
@@ -139,6 +168,21 @@ impl Fixture {
             host: pg.socket_dir().display().to_string(),
             port: pg.port(),
         };
+        if let Some(cert) = client_cert {
+            let cert_file = dir.path().join("gateway-client.pem");
+            let key_file = dir.path().join("gateway-client.key");
+            std::fs::write(&cert_file, &cert.cert_pem).unwrap();
+            std::fs::write(&key_file, &cert.key_pem).unwrap();
+            config.upstream.trusted = Endpoint {
+                host: pg.host().to_owned(),
+                port: pg.port(),
+            };
+            config.upstream.trusted_tls = Some(pgentra_proxy::UpstreamTls {
+                ca_file: pg.server_ca_path().unwrap().to_path_buf(),
+                cert_file,
+                key_file,
+            });
+        }
         config.registry.directory = dev_directory();
         config.registry.reload_interval_secs = 3600;
         tweak(&mut config, &Env { pg: &pg, emu: &emu });
@@ -260,6 +304,21 @@ impl Fixture {
                 .unwrap();
         }
     }
+}
+
+/// Waits until `query` runs in some backend (so a cancel cannot overtake it).
+pub async fn wait_until_running(pg: &PgCluster, query: &str) {
+    let sql = format!(
+        "select count(*) from pg_stat_activity where query = '{}' and state = 'active'",
+        query.replace('\'', "''")
+    );
+    for _ in 0..200 {
+        if pg.psql("postgres", &sql).unwrap().trim() == "1" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{query} never started");
 }
 
 /// `(SQLSTATE, message)` of a refused connection.
