@@ -254,7 +254,13 @@ fn cc_resource(req: &Req, v2: bool) -> Result<String, Reply> {
         return Err(missing(req, "scope"));
     };
     let mut resources = Vec::new();
-    for s in scope.split_whitespace() {
+    // MSAL Go and MSAL4J append the OIDC scopes to every request, client credentials included;
+    // Entra ignores them there, so the emulator must too.
+    const OIDC_SCOPES: [&str; 4] = ["openid", "offline_access", "profile", "email"];
+    for s in scope
+        .split_whitespace()
+        .filter(|s| !OIDC_SCOPES.contains(&s.to_ascii_lowercase().as_str()))
+    {
         let Some(resource) = s.strip_suffix("/.default") else {
             return Err(reply::entra(
                 req,

@@ -389,3 +389,27 @@ async fn password_grant_issues_user_tokens_with_groups_and_amr() {
     let (s, b) = post_form(&emu, &path, &confidential).await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// MSAL Go and MSAL4J append `openid offline_access profile` to client-credential scopes; Entra
+/// ignores them, and so must the emulator (the interop suite's Go and Java rows found this).
+#[tokio::test]
+async fn oidc_scopes_beside_default_are_ignored_for_client_credentials() {
+    let emu = emulator().await;
+    let mut form = secret_form(dev::SP_SECRET);
+    let scope = format!("{} openid offline_access profile", dev::OSSRDBMS_SCOPE);
+    form[3] = ("scope", &scope);
+    let (s, b) = post_form(&emu, &v2_path(dev::TENANT_ID), &form).await;
+    assert_eq!(s, 200, "{b}");
+    let claims = verify(
+        &emu,
+        b["access_token"].as_str().unwrap(),
+        dev::OSSRDBMS_RESOURCE,
+    )
+    .await;
+    assert_eq!(claims["appid"], dev::SP_CLIENT_ID);
+
+    // OIDC scopes alone still name no resource.
+    form[3] = ("scope", "openid profile");
+    let (s, b) = post_form(&emu, &v2_path(dev::TENANT_ID), &form).await;
+    assert_eq!(s, 400, "{b}");
+}
