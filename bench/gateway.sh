@@ -5,6 +5,7 @@
 #
 #   bench/gateway.sh            # ROUNDS=3 DURATION=10 by default
 #   ROUNDS=5 DURATION=20 bench/gateway.sh
+#   TARGETS="splice gateway" TESTS=latency ROUNDS=6 bench/gateway.sh   # a focused A/B
 #
 # Everything listens on 127.0.0.1 only. Runs as root (PostgreSQL and PgBouncer drop to the
 # `postgres` OS user) or as a user that can run initdb. Installs the Debian `pgbouncer` package
@@ -106,7 +107,9 @@ declare -A TARGET=(
   [splice]="$SPLICE_PORT bench benchpw"
   [gateway]="$GW_PORT bench_entra $TOKEN"
 )
-ORDER=(direct pgbouncer splice gateway)
+read -r -a ORDER <<<"${TARGETS:-direct pgbouncer splice gateway}"
+TESTS=${TESTS:-select latency connect}
+has_test() { [[ " $TESTS " == *" $1 "* ]]; }
 
 run_pgbench() { # target, extra args... -> prints the pgbench output
   local t=$1; shift
@@ -120,15 +123,22 @@ for r in $(seq 1 "$ROUNDS"); do
   rot=$(( (r - 1) % ${#ORDER[@]} ))
   order=("${ORDER[@]:$rot}" "${ORDER[@]:0:$rot}")
   for t in "${order[@]}"; do
-    out=$(run_pgbench "$t" -S -c "$CLIENTS" -j 2)
-    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
-    echo -e "select_tps\t$t\t$tps" >> "$RESULTS"
-    out=$(run_pgbench "$t" -S -c 1 -j 1)
-    lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | head -1)
-    echo -e "latency_ms\t$t\t$lat" >> "$RESULTS"
-    out=$(run_pgbench "$t" -S -C -c "$CLIENTS" -j 2)
-    cps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
-    echo -e "connect_tps\t$t\t$cps" >> "$RESULTS"
+    tps= lat= cps=
+    if has_test select; then
+      out=$(run_pgbench "$t" -S -c "$CLIENTS" -j 2)
+      tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+      echo -e "select_tps\t$t\t$tps" >> "$RESULTS"
+    fi
+    if has_test latency; then
+      out=$(run_pgbench "$t" -S -c 1 -j 1)
+      lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | head -1)
+      echo -e "latency_ms\t$t\t$lat" >> "$RESULTS"
+    fi
+    if has_test connect; then
+      out=$(run_pgbench "$t" -S -C -c "$CLIENTS" -j 2)
+      cps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -1)
+      echo -e "connect_tps\t$t\t$cps" >> "$RESULTS"
+    fi
     echo "round $r $t: -S ${tps:-?} tps, 1-client ${lat:-?} ms, -C ${cps:-?} tps" >&2
   done
 done
@@ -144,19 +154,21 @@ for line in open(path):
     if value:
         data.setdefault((metric, target), []).append(float(value))
 med = lambda m, t: statistics.median(data.get((m, t), [float("nan")]))
-targets = ["direct", "pgbouncer", "splice", "gateway"]
-d_tps, d_lat, d_cps = med("select_tps", "direct"), med("latency_ms", "direct"), med("connect_tps", "direct")
+targets = [t for t in ["direct", "pgbouncer", "splice", "gateway"] if any(k[1] == t for k in data)]
+base = targets[0]
+d_tps, d_lat, d_cps = med("select_tps", base), med("latency_ms", base), med("connect_tps", base)
 print(f"Rounds: {rounds} interleaved, {duration} s per run, medians. `-S` with {clients} clients / 2 threads;")
 print("latency: `-S -c 1`; connects: `-S -C` (a new connection per transaction). Plaintext on loopback.")
 print()
-print("| target | `-S` tps | vs direct | 1-client latency | vs direct | `-C` tps | vs direct |")
+print(f"| target | `-S` tps | vs {base} | 1-client latency | vs {base} | `-C` tps | vs {base} |")
 print("|---|---|---|---|---|---|---|")
 for t in targets:
     tps, lat, cps = med("select_tps", t), med("latency_ms", t), med("connect_tps", t)
     print(f"| {t} | {tps:,.0f} | {tps / d_tps:.2f}× | {lat * 1000:.0f} µs | {(lat - d_lat) * 1000:+.0f} µs | {cps:,.0f} | {cps / d_cps:.2f}× |")
 print()
 g, b, s = med("select_tps", "gateway"), med("select_tps", "pgbouncer"), med("select_tps", "splice")
-print(f"Gateway `-S` vs PgBouncer: {g / b:.2f}×; vs bare splice: {g / s:.2f}×.")
+if g == g and b == b and s == s:
+    print(f"Gateway `-S` vs PgBouncer: {g / b:.2f}×; vs bare splice: {g / s:.2f}×.")
 print()
 for line in validation.splitlines():
     print(f"    {line}")
