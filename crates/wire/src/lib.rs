@@ -21,10 +21,10 @@ pub use frontend::{
 
 /// Largest startup packet accepted, as in PostgreSQL's `MAX_STARTUP_PACKET_LENGTH`.
 pub const MAX_STARTUP_PACKET_LEN: usize = 10_000;
-/// Largest password message body accepted. Entra tokens are 1.5–7 KB; 64 KB leaves headroom
-/// for tokens of users in many groups while bounding what an unauthenticated peer can make us
-/// buffer.
-pub const MAX_PASSWORD_LEN: usize = 65_536;
+/// Largest password message body accepted: a 64 KiB password plus its terminating NUL. Entra
+/// tokens are 1.5–7 KB; 64 KiB leaves headroom for tokens of users in many groups while bounding
+/// what an unauthenticated peer can make us buffer.
+pub const MAX_PASSWORD_LEN: usize = 64 * 1024 + 1;
 
 /// Request codes carried in the "protocol version" slot of a startup packet.
 pub mod codes {
