@@ -118,6 +118,9 @@ impl PgCluster {
             Some(path) => {
                 fs::create_dir_all(path)
                     .map_err(TestkitError::io(format!("create {}", path.display())))?;
+                if owner.is_some() {
+                    check_traversable(path)?;
+                }
                 ClusterDir::Kept(path.clone())
             }
             None => ClusterDir::Temp(
@@ -373,6 +376,32 @@ fn check(step: String, out: Output) -> Result<Output, TestkitError> {
             ),
         })
     }
+}
+
+/// The server runs as the `postgres` OS user, which must be able to enter every directory above
+/// the cluster; `mktemp -d` makes mode-700 directories it cannot. Say so before initdb fails with
+/// a bare "Permission denied".
+fn check_traversable(path: &Path) -> Result<(), TestkitError> {
+    let abs =
+        fs::canonicalize(path).map_err(TestkitError::io(format!("resolve {}", path.display())))?;
+    for dir in abs.ancestors().skip(1) {
+        let mode = fs::metadata(dir)
+            .map_err(TestkitError::io(format!("inspect {}", dir.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            return Err(TestkitError::Command {
+                step: format!("use {} for PostgreSQL", path.display()),
+                status: format!("{} has mode {:o}", dir.display(), mode & 0o777),
+                output: format!(
+                    "the server runs as the `postgres` OS user, who cannot enter {}: choose a directory under a world-traversable path, or run `chmod o+x {}`",
+                    dir.display(),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {

@@ -115,3 +115,25 @@ fn kept_cluster_keeps_its_data_across_handles() {
         "7"
     );
 }
+
+#[test]
+fn kept_cluster_under_a_private_directory_gets_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let running_as_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !running_as_root {
+        return; // Only root hands the server to another OS user.
+    }
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let err = PgCluster::builder()
+        .dir(private.path().join("pg"))
+        .start()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot enter") && text.contains("chmod o+x"),
+        "{text}"
+    );
+}
