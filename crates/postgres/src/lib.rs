@@ -76,7 +76,7 @@ pub use credential::{token_cache_for, token_source_for};
 pub use settings::{
     ClientSecret, ClientType, ConnectionSettings, Identity, SettingsError, SslMode, Variables,
 };
-pub use tls::{Tls, TlsBuilder, TlsError};
+pub use tls::{Tls, TlsBuilder, TlsError, server_cert_verifier};
 pub use user::{user_name_from_claims, user_name_from_token};
 
 /// The token crate (credentials, cache), re-exported so applications need one dependency.

@@ -103,27 +103,7 @@ impl Tls {
     pub fn make_connect(&self, mode: SslMode) -> Result<MakeRustlsConnect, TlsError> {
         let builder = ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()?;
-        let verifier: Arc<dyn ServerCertVerifier> = match mode {
-            SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(EncryptOnly {
-                algorithms: self.provider.signature_verification_algorithms,
-            }),
-            SslMode::VerifyCa | SslMode::VerifyFull => {
-                if self.roots.is_empty() {
-                    return Err(TlsError::NoRoots(mode));
-                }
-                let webpki = WebPkiServerVerifier::builder_with_provider(
-                    self.roots.clone(),
-                    self.provider.clone(),
-                )
-                .build()
-                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
-                if mode == SslMode::VerifyCa {
-                    Arc::new(ChainOnly { inner: webpki })
-                } else {
-                    webpki
-                }
-            }
-        };
+        let verifier = server_cert_verifier(mode, self.roots.clone(), self.provider.clone())?;
         let config = builder
             .dangerous()
             .with_custom_certificate_verifier(verifier)
@@ -179,6 +159,35 @@ impl TlsBuilder {
             provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
         })
     }
+}
+
+/// The server-certificate check libpq's `sslmode` names: `disable`/`prefer`/`require` accept any
+/// certificate (the handshake signatures are still verified, so the session is encrypted);
+/// `verify-ca` checks the chain to `roots` but not the host name; `verify-full` checks both.
+/// Shared with the sidecar, so the driver and the proxy judge a server the same way.
+pub fn server_cert_verifier(
+    mode: SslMode,
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
+    Ok(match mode {
+        SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(EncryptOnly {
+            algorithms: provider.signature_verification_algorithms,
+        }),
+        SslMode::VerifyCa | SslMode::VerifyFull => {
+            if roots.is_empty() {
+                return Err(TlsError::NoRoots(mode));
+            }
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+            if mode == SslMode::VerifyCa {
+                Arc::new(ChainOnly { inner: webpki })
+            } else {
+                webpki
+            }
+        }
+    })
 }
 
 fn add_pem(roots: &mut RootCertStore, pem: &[u8], what: &str) -> Result<(), TlsError> {

@@ -8,14 +8,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgentra_wire::frontend::encode;
-use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 
@@ -105,34 +100,28 @@ impl Dialer {
             });
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match instance.sslmode {
-            SslMode::Require => Arc::new(EncryptOnly {
-                algorithms: provider.signature_verification_algorithms,
-            }),
-            mode => {
-                let mut roots = RootCertStore::empty();
-                roots.add_parsable_certificates(system.iter().cloned());
-                if let Some(ca) = &instance.ca_file {
-                    add_ca_file(&mut roots, ca)?;
-                }
-                if roots.is_empty() {
-                    return Err(format!(
-                        "instance {}: sslmode={mode} needs trusted roots, but the system store is \
-                         empty and no `ca-file` is set",
-                        instance.name
-                    ));
-                }
-                let webpki =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| format!("instance {}: {e}", instance.name))?;
-                if mode == SslMode::VerifyCa {
-                    Arc::new(ChainOnly { inner: webpki })
-                } else {
-                    webpki
-                }
+        let mut roots = RootCertStore::empty();
+        if instance.sslmode != SslMode::Require {
+            roots.add_parsable_certificates(system.iter().cloned());
+            if let Some(ca) = &instance.ca_file {
+                add_ca_file(&mut roots, ca)?;
             }
+        }
+        let mode = match instance.sslmode {
+            SslMode::Disable | SslMode::Require => pgentra_postgres::SslMode::Require,
+            SslMode::VerifyCa => pgentra_postgres::SslMode::VerifyCa,
+            SslMode::VerifyFull => pgentra_postgres::SslMode::VerifyFull,
         };
+        let verifier =
+            pgentra_postgres::server_cert_verifier(mode, Arc::new(roots), provider.clone())
+                .map_err(|e| match e {
+                    pgentra_postgres::TlsError::NoRoots(_) => format!(
+                        "instance {}: sslmode={} needs trusted roots, but the system store is \
+                         empty and no `ca-file` is set",
+                        instance.name, instance.sslmode
+                    ),
+                    other => format!("instance {}: {other}", instance.name),
+                })?;
         let mut config = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -245,99 +234,4 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), String> {
         return Err(format!("CA file {} holds no certificate", path.display()));
     }
     Ok(())
-}
-
-/// `require`: any certificate, but the handshake signatures are still checked, so the session
-/// is encrypted to whoever holds the presented certificate's key.
-#[derive(Debug)]
-struct EncryptOnly {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the host name is not compared.
-#[derive(Debug)]
-struct ChainOnly {
-    inner: Arc<WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // webpki checks the chain before the name, so a name error means the chain passed.
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
