@@ -90,6 +90,6 @@ pub fn build_config(opts: &GatewayOpts) -> anyhow::Result<GatewayConfig> {
     if let Some(n) = opts.max_connections {
         config.max_connections = n;
     }
-    config.validate().context("gateway configuration")?;
+    config.validate()?;
     Ok(config)
 }
