@@ -22,71 +22,16 @@ OUT=${OUT:-target/bench/gateway.md}
 BASE_PORT=${BASE_PORT:-55430}
 PG_PORT=$BASE_PORT; GW_PORT=$((BASE_PORT + 1)); PGB_PORT=$((BASE_PORT + 2)); SPLICE_PORT=$((BASE_PORT + 3))
 
-if ! command -v pgbouncer >/dev/null 2>&1; then
-  echo "gateway.sh: installing pgbouncer (Debian package)" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
-  rm -f /usr/sbin/policy-rc.d
-fi
-BIN=$(pg_config --bindir 2>/dev/null || true)
-[ -x "$BIN/initdb" ] || BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+. bench/lib.sh
+ensure_pgbouncer
+find_pg_bin
 
 echo "== building release examples" >&2
 cargo build --release -q -p pgentra-proxy --example bench_gateway --example splice_proxy --example validate_bench
 
-WORK=$(mktemp -d /tmp/pgentra-bench-XXXXXX)
-as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres: "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/pgbouncer.pid" ] && kill "$(cat "$WORK/pgbouncer.pid")" 2>/dev/null || true
-  as_pg "$BIN/pg_ctl -D $WORK/data -m immediate stop" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-echo "== PostgreSQL $("$BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT" >&2
-as_pg "$BIN/initdb -D $WORK/data -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null"
-mkdir -p "$WORK/sock" && [ "$(id -u)" = 0 ] && chown postgres: "$WORK/sock"
-cat >> "$WORK/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$WORK/sock'
-max_connections = 300
-shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_min_messages = warning
-CONF
-as_pg "$BIN/pg_ctl -D $WORK/data -l $WORK/pg.log -w start >/dev/null"
-psql_su() { psql -X -q -h "$WORK/sock" -p "$PG_PORT" -U postgres -d postgres "$@"; }
-psql_su -c "set password_encryption = 'scram-sha-256'; create role bench login password 'benchpw'"
-pgbench -q -i -s "$SCALE" -h "$WORK/sock" -p "$PG_PORT" -U postgres postgres >/dev/null 2>&1
-psql_su -c "grant select on all tables in schema public to bench"
-
-echo "== PgBouncer $(pgbouncer --version | head -1 | awk '{print $2}') on :$PGB_PORT" >&2
-cat > "$WORK/pgbouncer.ini" <<INI
-[databases]
-postgres = host=$WORK/sock port=$PG_PORT dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $WORK/userlist.txt
-pool_mode = session
-max_client_conn = 1000
-default_pool_size = 40
-logfile = $WORK/pgbouncer.log
-pidfile = $WORK/pgbouncer.pid
-INI
-echo '"bench" "benchpw"' > "$WORK/userlist.txt"
-[ "$(id -u)" = 0 ] && chown postgres: "$WORK/pgbouncer.ini" "$WORK/userlist.txt"
-as_pg "pgbouncer -d $WORK/pgbouncer.ini"
+setup_workdir pgentra-bench
+start_postgres 300
+start_pgbouncer 1000
 
 echo "== bare splice proxy on :$SPLICE_PORT -> unix socket" >&2
 target/release/examples/splice_proxy "127.0.0.1:$SPLICE_PORT" "$WORK/sock/.s.PGSQL.$PG_PORT" >"$WORK/splice.log" 2>&1 &
