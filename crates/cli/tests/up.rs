@@ -155,6 +155,23 @@ fn parse_exports(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Runs the seed's Python snippet with `up`'s exports; returns the `current_user` it printed, or
+/// None when the interop clients are skipped.
+fn seed_python(up: &Up, auth: &str) -> Option<String> {
+    let out = up
+        .command(python()?)
+        .arg(repo_root().join("interop/python/psycopg2_seed.py"))
+        .arg(auth)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 #[test]
 fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
     let up = Up::start(&[]);
@@ -186,19 +203,8 @@ fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("The access token has invalid format"));
 
-    if let Some(python) = python() {
-        let out = up
-            .command(python)
-            .arg(repo_root().join("interop/python/psycopg2_seed.py"))
-            .arg("system")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_demo");
+    if let Some(user) = seed_python(&up, "system") {
+        assert_eq!(user, "aad_demo");
     }
     up.terminate();
 }
@@ -207,19 +213,8 @@ fn psql_and_the_seed_python_snippet_connect_with_the_printed_exports() {
 fn service_principal_exports_work_for_the_seed_snippet() {
     let up = Up::start(&["--auth", "sp", "--connection", "spconn"]);
     assert!(up.env.contains_key("AZURE_POSTGRESQL_CLIENTSECRET"));
-    if let Some(python) = python() {
-        let out = up
-            .command(python)
-            .arg(repo_root().join("interop/python/psycopg2_seed.py"))
-            .arg("sp")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "aad_spconn");
+    if let Some(user) = seed_python(&up, "sp") {
+        assert_eq!(user, "aad_spconn");
     }
     up.terminate();
 }
